@@ -1,0 +1,35 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Both create .venv and install the project when needed; a second run skips the install.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_OUT := results/demo
+
+.PHONY: demo test lint bench install clean-demo
+
+demo: $(STAMP)
+	$(BIN)/harness run grids/demo.yaml --out $(DEMO_OUT)
+	$(BIN)/harness report $(DEMO_OUT) > /dev/null
+	@echo "report: $(DEMO_OUT)/report.md and $(DEMO_OUT)/report.html (figures in $(DEMO_OUT)/figures)"
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python bench/overhead.py
+
+install: $(STAMP)
+
+# The install is redone only when the dependency declarations change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+clean-demo:
+	rm -rf $(DEMO_OUT)

@@ -1,0 +1,80 @@
+"""A cell: one (problem, problem params, strategy, strategy params, seed) to run, with the
+resources it asks for, and its stable identity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .params import Param
+
+SCHEMA_VERSION = 1  # bump when a change makes old results incomparable (it changes cell ids)
+
+RESOURCE_PARAMS: dict[str, Param] = {
+    "device": Param(str, "auto", "auto (CUDA when available), cpu, cuda or cuda:N"),
+    "timeout_s": Param(float, 900.0, "wall-clock limit of one cell; it is killed after", low=0,
+                       low_open=True),
+    "cpus": Param(int, 1, "CPU cores reserved for the cell (and torch threads)", low=1),
+    "gpus": Param(float, 0.0, "GPUs reserved for the cell (fractions share a GPU under Ray)",
+                  low=0),
+}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a cell asks of the machine. Not part of its identity."""
+
+    device: str = "auto"
+    timeout_s: float = 900.0
+    cpus: int = 1
+    gpus: float = 0.0
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no spaces: equal values give equal text."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def cell_id_of(
+    problem: str, problem_params: dict[str, Any], strategy: str,
+    strategy_params: dict[str, Any], seed: int,
+) -> str:
+    """The cell's identity: 16 hex digits of SHA-256 over the canonical JSON of the five
+    defining parts and the schema version. Pass identity parameters only."""
+    payload = canonical_json({
+        "schema": SCHEMA_VERSION, "problem": problem, "problem_params": problem_params,
+        "strategy": strategy, "strategy_params": strategy_params, "seed": seed,
+    })
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work. ``problem_params``/``strategy_params`` are validated and complete
+    (defaults filled in); ``cell_id`` hashes their identity parameters."""
+
+    cell_id: str
+    grid: str
+    experiment: int
+    problem: str
+    problem_params: dict[str, Any]
+    strategy: str
+    strategy_params: dict[str, Any]
+    seed: int
+    resources: Resources = field(default_factory=Resources)
+
+    def label(self, swept: frozenset[str] = frozenset()) -> str:
+        """Short human name; ``swept`` names the parameters worth showing (default: none).
+        Keys are ``p_<name>`` / ``s_<name>`` as in the results."""
+        pp = [f"{k}={v}" for k, v in self.problem_params.items() if f"p_{k}" in swept]
+        sp = [f"{k}={v}" for k, v in self.strategy_params.items() if f"s_{k}" in swept]
+        prob = self.problem + (f"[{','.join(pp)}]" if pp else "")
+        strat = self.strategy + (f"[{','.join(sp)}]" if sp else "")
+        return f"{prob} {strat} seed={self.seed}"
+
+    @property
+    def params_json(self) -> str:
+        """All parameters as canonical JSON (the ``params`` column)."""
+        return canonical_json({"problem": self.problem_params, "strategy": self.strategy_params})

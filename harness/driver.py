@@ -1,0 +1,162 @@
+"""Run a grid into an output folder: plan what is left, execute, write as results arrive.
+
+Resume rules (DESIGN §4): a cell whose latest attempt is ``ok`` is skipped; failed cells
+(error, timeout, diverged, oom) are rerun only with ``retry_failed``; preempted, skipped
+and never-finished cells are always run; ``force`` reruns everything. The driver alone
+writes, one atomic file pair per finished cell, so an interruption at any moment loses
+no finished cell.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .cell import SCHEMA_VERSION, Cell
+from .executors import DEFAULT_BACKEND, Finished, make_executor
+from .grid import Grid
+from .progress import Progress
+from .provenance import run_provenance
+from .result import FAILED, OK, CellResult
+from .rows import cell_row, history_rows
+from .store import Store
+
+
+@dataclass
+class Plan:
+    """What a run will do with each cell of the grid."""
+
+    to_run: list[Cell]
+    attempts: dict[str, int]  # cell_id → attempt number of the next attempt
+    already_ok: list[Cell] = field(default_factory=list)
+    kept_failed: list[Cell] = field(default_factory=list)  # failed, not retried
+
+
+def plan_run(grid: Grid, store: Store, *, retry_failed: bool = False,
+             force: bool = False) -> Plan:
+    """Decide which cells to run, from the latest status of each cell in ``store``."""
+    latest = store.latest_status()
+    plan = Plan(to_run=[], attempts={})
+    for cell in grid.cells:
+        status, attempt = latest.get(cell.cell_id, (None, 0))
+        plan.attempts[cell.cell_id] = attempt + 1
+        if force or status is None:
+            plan.to_run.append(cell)
+        elif status == OK:
+            plan.already_ok.append(cell)
+        elif status in FAILED and not retry_failed:
+            plan.kept_failed.append(cell)
+        else:
+            plan.to_run.append(cell)
+    return plan
+
+
+@dataclass
+class RunSummary:
+    """How the grid stands after a run."""
+
+    out: Path
+    run_id: str
+    ran: int
+    counts: Counter  # latest status of every grid cell
+    failures: list[tuple[Cell, str, str]]  # (cell, status, error) of cells not ok
+
+    @property
+    def all_ok(self) -> bool:
+        return not self.failures
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def _write_manifest(store: Store, grid: Grid, run_id: str, info: dict[str, Any]) -> None:
+    path = store.out / "runs" / f"{run_id}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(info, indent=2, default=str))
+    tmp.replace(path)
+    (store.out / "grid.yaml").write_text(grid.text)
+
+
+def run_grid(
+    grid: Grid, out: str | Path, *, backend: str = DEFAULT_BACKEND, workers: int | None = None,
+    address: str | None = None, retry_failed: bool = False, force: bool = False,
+    progress: bool | None = None,
+) -> RunSummary:
+    """Run ``grid`` into ``out`` and return the summary. ``progress``: None draws a bar on a
+    terminal and log lines otherwise; False prints nothing."""
+    store = Store(out)
+    run_id = new_run_id()
+    with store.lock():
+        store.create()
+        plan = plan_run(grid, store, retry_failed=retry_failed, force=force)
+        prov = run_provenance()
+        info: dict[str, Any] = {
+            "run_id": run_id, "grid": grid.name, "grid_file": grid.path,
+            "schema_version": SCHEMA_VERSION, "backend": backend, "workers": workers,
+            "address": address, "retry_failed": retry_failed, "force": force,
+            "started_at": datetime.now(UTC).isoformat(), "cells_in_grid": len(grid.cells),
+            "cells_to_run": len(plan.to_run), "already_ok": len(plan.already_ok),
+            "kept_failed": len(plan.kept_failed), **prov,
+        }
+        _write_manifest(store, grid, run_id, info)
+        swept = grid.swept
+        bar = Progress(len(plan.to_run), label=lambda c: c.label(swept)) if (
+            progress is not False and plan.to_run) else None
+        results: dict[str, CellResult] = {}
+        try:
+            if plan.to_run:
+                with make_executor(backend, workers=workers, address=address,
+                                   log_dir=store.out / "logs") as executor:
+                    for event in executor.run(plan.to_run):
+                        if not isinstance(event, Finished):
+                            if bar:
+                                bar.started(event.cell)
+                            continue
+                        cell, result = event.cell, event.result
+                        attempt = plan.attempts[cell.cell_id]
+                        store.write_attempt(
+                            cell_row(cell, result, attempt=attempt, run_id=run_id,
+                                     provenance=prov),
+                            history_rows(cell, result, attempt=attempt))
+                        results[cell.cell_id] = result
+                        if result.traceback:
+                            _log_failure(store, cell, result)
+                        if bar:
+                            bar.finished(cell, result)
+            store.compact()
+        finally:
+            if bar:
+                bar.close()
+            info["finished_at"] = datetime.now(UTC).isoformat()
+            info["cells_finished"] = len(results)
+            _write_manifest(store, grid, run_id, info)
+    latest = store.latest_status()
+    counts: Counter = Counter()
+    failures = []
+    errors = {} if all(latest.get(c.cell_id, ("",))[0] == OK for c in grid.cells) else \
+        _errors(store)
+    for cell in grid.cells:
+        status = latest.get(cell.cell_id, ("missing", 0))[0]
+        counts[status] += 1
+        if status != OK:
+            failures.append((cell, status, errors.get(cell.cell_id) or ""))
+    return RunSummary(out=store.out, run_id=run_id, ran=len(results), counts=counts,
+                      failures=failures)
+
+
+def _errors(store: Store) -> dict[str, str]:
+    df = store.cells()
+    return dict(zip(df["cell_id"], df["error"].fillna(""), strict=True))
+
+
+def _log_failure(store: Store, cell: Cell, result: CellResult) -> None:
+    """Append the traceback tail of a failed cell to ``<out>/logs/failures.log``."""
+    with open(store.out / "logs" / "failures.log", "a") as f:
+        f.write(f"=== {datetime.now(UTC).isoformat()} {cell.cell_id} {cell.label()} "
+                f"[{result.status}] on {result.worker}\n{result.traceback}\n")

@@ -1,0 +1,60 @@
+"""The executor protocol: give it cells, get events back as cells start and finish.
+
+Every backend (``local``, ``ray``, …) implements :meth:`Executor.run` and passes the same
+behavioural test suite (tests/test_executors.py): same statuses and metrics for the same
+grid, timeouts and failures captured, interruption safe.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from ..cell import Cell
+from ..result import CellResult
+
+
+@dataclass(frozen=True)
+class Started:
+    """A cell began running (as far as the backend can tell)."""
+
+    cell: Cell
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A cell ended; ``result`` says how."""
+
+    cell: Cell
+    result: CellResult
+
+
+Event = Started | Finished
+
+
+class Executor(ABC):
+    """Runs cells somewhere and reports back. Use as a context manager so that workers are
+    released (and in-flight cells killed) on any exit, including Ctrl-C."""
+
+    name: str = "executor"
+
+    @abstractmethod
+    def run(self, cells: Sequence[Cell]) -> Iterator[Event]:
+        """Yield a :class:`Started` and then a :class:`Finished` event for every cell, in
+        completion order. Never raises because of a cell."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop every worker; in-flight cells are abandoned (they leave no row)."""
+
+    @property
+    def slots(self) -> int:
+        """How many cells can run at once (for progress and ETA)."""
+        return 1
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

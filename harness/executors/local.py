@@ -1,0 +1,91 @@
+"""``local``: a pool of supervised worker processes on this machine."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ..cell import Cell
+from ..worker import CellWorker
+from .base import Event, Executor, Finished, Started
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` if set, else ``nvidia-smi``."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU")]
+
+
+class LocalExecutor(Executor):
+    """``workers`` supervised processes, each taking the next cell when it is free.
+
+    On a machine with GPUs, worker i sees only GPU i mod G (``CUDA_VISIBLE_DEVICES``), so
+    cells on different workers never share a device."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, log_dir: Path | None = None):
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.log_dir = log_dir
+        self._pool: list[CellWorker] = []
+        self._stop = threading.Event()
+
+    @property
+    def slots(self) -> int:
+        return self.workers
+
+    def _make_workers(self, n: int) -> None:
+        gpus = visible_gpus()
+        for i in range(n):
+            env = {"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} if gpus else {}
+            log = self.log_dir / f"worker-local-{i}.log" if self.log_dir else None
+            worker = CellWorker(f"local-{i}", backend=self.name, log_path=log, env=env)
+            worker.start()  # import torch now, in parallel with the other workers
+            self._pool.append(worker)
+
+    def run(self, cells: Sequence[Cell]) -> Iterator[Event]:
+        todo: queue.Queue[Cell] = queue.Queue()
+        for c in cells:
+            todo.put(c)
+        events: queue.Queue[Event] = queue.Queue()
+        self._make_workers(min(self.workers, len(cells)))
+
+        def serve(worker: CellWorker) -> None:
+            while not self._stop.is_set():
+                try:
+                    cell = todo.get_nowait()
+                except queue.Empty:
+                    return
+                events.put(Started(cell))
+                result = worker.execute(cell)
+                if not self._stop.is_set():
+                    events.put(Finished(cell, result))
+
+        threads = [threading.Thread(target=serve, args=(w,), daemon=True) for w in self._pool]
+        for t in threads:
+            t.start()
+        remaining = len(cells)
+        while remaining:
+            event = events.get()
+            if isinstance(event, Finished):
+                remaining -= 1
+            yield event
+
+    def close(self) -> None:
+        self._stop.set()
+        for worker in self._pool:
+            worker.stop()
+        self._pool.clear()

@@ -1,0 +1,183 @@
+"""A report as a list of blocks, rendered to Markdown, self-contained HTML and LaTeX tables.
+
+Sections build blocks (headings, paragraphs, tables, figures, verdicts); the renderers
+know nothing about the experiments, so every family's section looks the same everywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass
+class Paragraph:
+    text: str  # Markdown-light: `code` and **bold** are rendered in HTML too
+
+
+@dataclass
+class Table:
+    """A table; ``name`` also writes ``tables/<name>.tex``."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    caption: str = ""
+    name: str | None = None
+
+
+@dataclass
+class Figure:
+    path: Path  # a PNG inside the report folder
+    caption: str = ""
+
+
+@dataclass
+class Verdict:
+    """The outcome of checking one published claim against the measured data."""
+
+    claim: str
+    source: str
+    criterion: str
+    measured: str
+    outcome: str  # reproduced | not reproduced | no data
+    detail: str = ""
+
+
+@dataclass
+class Document:
+    title: str
+    blocks: list[Any] = field(default_factory=list)
+
+    def add(self, *blocks: Any) -> None:
+        self.blocks.extend(blocks)
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """Numbers with ``digits`` significant digits; None/NaN as an en dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+# -- Markdown ----------------------------------------------------------------------------
+def to_markdown(doc: Document, root: Path) -> str:
+    out = [f"# {doc.title}", ""]
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            out += ["#" * b.level + " " + b.text, ""]
+        elif isinstance(b, Paragraph):
+            out += [b.text, ""]
+        elif isinstance(b, Table):
+            out += _md_table(b.columns, [[fmt(c) for c in r] for r in b.rows])
+            if b.caption:
+                out += [f"*{b.caption}*", ""]
+        elif isinstance(b, Figure):
+            out += [f"![{b.caption}]({b.path.relative_to(root).as_posix()})", "",
+                    f"*{b.caption}*", ""]
+        elif isinstance(b, Verdict):
+            out += [f"- **{b.outcome.upper()}** — {b.claim} ({b.source}). Criterion: "
+                    f"{b.criterion}. Measured: {b.measured}." + (f" {b.detail}" if b.detail
+                                                                 else ""), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _md_table(columns: list[str], rows: list[list[str]]) -> list[str]:
+    def esc(s: str) -> str:
+        return s.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(esc(c) for c in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return [*lines, ""]
+
+
+# -- HTML --------------------------------------------------------------------------------
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#1b1b1b;line-height:1.45}
+h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2em}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}
+figure{margin:1em 0}img{max-width:100%}figcaption,.caption{color:#555;font-size:.9em}
+code{background:#f4f4f4;padding:0 .2em}
+.verdict{padding:.5em .8em;margin:.6em 0;border-left:5px solid #999;background:#fafafa}
+.reproduced{border-color:#2e7d32}.not-reproduced{border-color:#c62828}
+.no-data{border-color:#9e9e9e}.badge{font-weight:bold}
+"""
+
+
+def _inline(text: str) -> str:
+    text = html.escape(text)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
+
+
+def to_html(doc: Document) -> str:
+    """One self-contained HTML page: figures are embedded as data URIs."""
+    out = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
+           f"<title>{html.escape(doc.title)}</title><style>{_CSS}</style></head><body>",
+           f"<h1>{html.escape(doc.title)}</h1>"]
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            out.append(f"<h{b.level}>{html.escape(b.text)}</h{b.level}>")
+        elif isinstance(b, Paragraph):
+            out.append(f"<p>{_inline(b.text)}</p>")
+        elif isinstance(b, Table):
+            head = "".join(f"<th>{html.escape(c)}</th>" for c in b.columns)
+            body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(c))}</td>" for c in r)
+                           + "</tr>" for r in b.rows)
+            cap = f"<div class='caption'>{_inline(b.caption)}</div>" if b.caption else ""
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+                       f"{cap}")
+        elif isinstance(b, Figure):
+            data = base64.b64encode(b.path.read_bytes()).decode()
+            out.append(f"<figure><img alt='{html.escape(b.caption)}' "
+                       f"src='data:image/png;base64,{data}'><figcaption>"
+                       f"{_inline(b.caption)}</figcaption></figure>")
+        elif isinstance(b, Verdict):
+            cls = b.outcome.replace(" ", "-")
+            out.append(f"<div class='verdict {cls}'><span class='badge'>{b.outcome.upper()}"
+                       f"</span> — {_inline(b.claim)} <i>({_inline(b.source)})</i><br>"
+                       f"Criterion: {_inline(b.criterion)}. Measured: {_inline(b.measured)}."
+                       + (f"<br>{_inline(b.detail)}" if b.detail else "") + "</div>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+# -- LaTeX -------------------------------------------------------------------------------
+def _tex_escape(text: str) -> str:
+    repl = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+            "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
+    return "".join(repl.get(ch, ch) for ch in text)
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs ``tabular`` inside a ``table`` float, with the caption."""
+    spec = "l" + "r" * (len(table.columns) - 1)
+    lines = [r"\begin{table}[ht]", r"\centering", rf"\begin{{tabular}}{{{spec}}}",
+             r"\toprule", " & ".join(_tex_escape(c) for c in table.columns) + r" \\",
+             r"\midrule"]
+    lines += [" & ".join(_tex_escape(fmt(c)) for c in row) + r" \\" for row in table.rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if table.caption:
+        lines.append(rf"\caption{{{_tex_escape(table.caption)}}}")
+    if table.name:
+        lines.append(rf"\label{{tab:{table.name}}}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,86 @@
+"""The family-independent parts of a report: status and cost overview, failures, and the
+provenance of every run that wrote into the folder."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .document import Heading, Paragraph, Table
+
+if TYPE_CHECKING:
+    from . import ReportContext
+
+
+def overview_blocks(ctx: ReportContext) -> list[Any]:
+    df = ctx.cells
+    blocks: list[Any] = [Heading("Overview")]
+    if df.empty:
+        return [*blocks, Paragraph("No cells recorded yet.")]
+    counts = df["status"].value_counts()
+    status = ", ".join(f"{n} {s}" for s, n in counts.items())
+    span = (df["finished_at"].max() - df["started_at"].min()).total_seconds()
+    blocks.append(Paragraph(
+        f"{len(df)} cells ({status}); {df['cpu_hours'].sum():.3f} CPU-hours and "
+        f"{df['gpu_hours'].sum():.3f} GPU-hours of cell time; first start to last finish "
+        f"{span / 60:.1f} min. Times are medians over the cells of each row; training time "
+        f"excludes evaluation."))
+    rows = []
+    for (fam, prob, strat), g in df.groupby(["family", "problem", "strategy"], sort=True):
+        ok = g[g["status"] == "ok"]
+        rows.append([fam, prob, strat, len(g), len(ok), len(g) - len(ok),
+                     ok["train_s"].median(), ok["eval_s"].median(),
+                     g["peak_rss_mb"].median(), g["cpu_hours"].sum()])
+    blocks.append(Table(
+        ["family", "problem", "strategy", "cells", "ok", "not ok", "train s", "eval s",
+         "peak RSS MiB", "CPU-hours"], rows, caption="Cells, status and cost per strategy.",
+        name="cost"))
+    bad = df[df["status"] != "ok"]
+    if len(bad):
+        blocks.append(Heading("Cells that did not finish ok", 3))
+        blocks.append(Table(
+            ["cell_id", "problem", "strategy", "seed", "status", "error"],
+            [[r.cell_id, r.problem, r.strategy, r.seed, r.status, (r.error or "")[:160]]
+             for r in bad.itertuples()],
+            caption="Rerun them with `harness run GRID --out DIR --retry-failed`."))
+    return blocks
+
+
+def provenance_blocks(ctx: ReportContext) -> list[Any]:
+    blocks: list[Any] = [Heading("Provenance")]
+    runs = []
+    for path in sorted((ctx.out / "runs").glob("*.json")):
+        try:
+            runs.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    if runs:
+        rows = [[r.get("run_id"), r.get("started_at", "")[:19], r.get("backend"),
+                 r.get("cells_finished", "–"), r.get("host"),
+                 (r.get("git_sha") or "–")[:10] + (" (dirty)" if r.get("git_dirty") else ""),
+                 r.get("harness_version")] for r in runs]
+        blocks.append(Table(["run", "started (UTC)", "backend", "cells run", "driver host",
+                             "git", "harness"], rows, caption="Runs that wrote this folder."))
+        packages = runs[-1].get("packages") or {}
+        if packages:
+            blocks.append(Paragraph("Driver packages (latest run): " + ", ".join(
+                f"{k} {v}" for k, v in packages.items() if v) + "."))
+    df = ctx.cells
+    if not df.empty:
+        def distinct(col: str) -> str:
+            vals = sorted({str(v) for v in df[col].dropna().unique()})
+            return ", ".join(vals) if vals else "–"
+
+        blocks.append(Paragraph(
+            f"Workers: hosts {distinct('host')}; devices {distinct('device')}; GPUs "
+            f"{distinct('gpu_name')}; Python {distinct('python')}; torch {distinct('torch')}; "
+            f"CUDA {distinct('cuda')}; backends {distinct('backend')}."))
+    return blocks
+
+
+def median_by(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
+    """Median, min and max of ``value`` over the seeds of each ``keys`` group (ok cells)."""
+    ok = df[df["status"] == "ok"]
+    return ok.groupby(keys)[value].agg(["median", "min", "max", "count"]).reset_index()

@@ -1,0 +1,188 @@
+"""Report section of the random-feature family (Kan, Nagy & Ruthotto 2020): the
+double-descent figure, the test error / accuracy / ‖W‖ tables, the hybrid's test error
+along its iterations, and a verdict for each claim in results/reference/ (family rfm)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from . import section
+from .claims import compare, load_references, select_strategy
+from .document import Heading, Paragraph, Table, Verdict, fmt
+from .labels import with_labels
+
+if TYPE_CHECKING:
+    from . import ReportContext
+
+M, N = "p_n_features", "p_n_train"
+
+
+@section("rfm")
+def rfm_section(ctx: ReportContext) -> list[Any]:
+    df = with_labels(ctx.cells[ctx.cells["family"] == "rfm"])
+    blocks: list[Any] = [Heading("Random-feature models: hybrid vs tuned regularization")]
+    for (dataset, n), setting in df.groupby(["p_dataset", N], sort=True):
+        n = int(n)
+        tag = f"{dataset}-n{n}"
+        ok = setting[setting["status"] == "ok"]
+        blocks.append(Heading(f"{dataset}, n = {n} training images", 3))
+        if ok.empty:
+            blocks.append(Paragraph("No ok cells in this setting."))
+            continue
+        blocks.append(_double_descent(ctx, ok, n, tag))
+        blocks.append(_panels(ctx, ok, n, tag))
+        for metric, title in (("test_mse", "Test error ‖WZ − C‖²/(2·samples)"),
+                              ("test_acc", "Test accuracy"), ("w_norm", "‖W‖_F")):
+            blocks.append(_metric_table(ok, metric, title, f"rfm-{tag}-{metric}"))
+        hyb = _hybrid_iterations(ctx, ok, tag)
+        if hyb is not None:
+            blocks.append(hyb)
+        blocks += _verdicts(setting, n)
+    return blocks
+
+
+def _curves(ok: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
+    """label → (m, median, min, max) over seeds."""
+    out = {}
+    for label, g in ok.groupby("label", sort=True):
+        out[label] = g.groupby(M)[metric].agg(["median", "min", "max"]).reset_index()
+    return out
+
+
+def _plot_curves(ax: Any, curves: dict[str, pd.DataFrame], n: int, ylabel: str) -> None:
+    for label, c in curves.items():
+        (line,) = ax.plot(c[M], c["median"], marker="o", ms=3, label=label)
+        ax.fill_between(c[M], c["min"], c["max"], color=line.get_color(), alpha=0.18, lw=0)
+    ax.axvline(n, color="k", ls="--", lw=1)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("features m")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def _double_descent(ctx: ReportContext, ok: pd.DataFrame, n: int, tag: str):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    _plot_curves(ax, _curves(ok, "test_mse"), n, "test error ‖WZ − C‖²/(2·samples)")
+    ax.text(n, ax.get_ylim()[1], " m = n", va="top", ha="left", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.set_title(f"Double descent — {tag}: median over seeds, band = min…max")
+    seeds = ok["seed"].nunique()
+    return ctx.save_figure(fig, f"rfm-{tag}-double-descent",
+                           f"Test error vs number of features m (log axes), median over {seeds} "
+                           f"seed(s) with the min–max band; dashed line: the interpolation "
+                           f"threshold m = n = {n}.")
+
+
+def _panels(ctx: ReportContext, ok: pd.DataFrame, n: int, tag: str):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    _plot_curves(axes[0], _curves(ok, "train_mse"), n, "training error")
+    _plot_curves(axes[1], _curves(ok, "w_norm"), n, "‖W‖_F")
+    axes[1].legend(fontsize=7)
+    return ctx.save_figure(fig, f"rfm-{tag}-train-and-norm",
+                           "Training error and weight norm vs m (medians, min–max bands).")
+
+
+def _metric_table(ok: pd.DataFrame, metric: str, title: str, name: str) -> Table:
+    pivot = ok.pivot_table(index=M, columns="label", values=metric, aggfunc="median")
+    rows = [[int(m), *(pivot.loc[m, c] for c in pivot.columns)] for m in pivot.index]
+    return Table(["m", *pivot.columns], rows, caption=f"{title}: median over seeds.", name=name)
+
+
+def _hybrid_iterations(ctx: ReportContext, ok: pd.DataFrame, tag: str):
+    import matplotlib.pyplot as plt
+
+    hyb = select_strategy(ok, "hybrid")
+    hist = ctx.history
+    if hyb.empty or hist.empty:
+        return None
+    h = hist[hist["cell_id"].isin(hyb["cell_id"]) & (hist["metric"] == "test_mse")]
+    if h.empty:
+        return None
+    h = h.merge(hyb[["cell_id", M]], on="cell_id")
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    ms = sorted(h[M].unique())
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(ms)))
+    for m, color in zip(ms, colors, strict=True):
+        c = h[h[M] == m].groupby("step")["value"].median()
+        ax.plot(c.index, c.values, marker=".", color=color, label=f"m = {m}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("hybrid iteration k")
+    ax.set_ylabel("test error")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return ctx.save_figure(fig, f"rfm-{tag}-hybrid-iterations",
+                           "Hybrid (default settings): test error of the iterate after k "
+                           "iterations, median over seeds.")
+
+
+def _median_at(df: pd.DataFrame, selector: str, m: int) -> float | None:
+    rows = select_strategy(df, selector)
+    rows = rows[(rows["status"] == "ok") & (rows[M] == m)]
+    return float(rows["test_mse"].median()) if len(rows) else None
+
+
+def _spike(df: pd.DataFrame, selector: str, n: int) -> tuple[float | None, str]:
+    at = {m: _median_at(df, selector, m) for m in (n // 2, n, 2 * n)}
+    if any(v is None for v in at.values()):
+        missing = [m for m, v in at.items() if v is None]
+        return None, f"no ok cells at m = {missing}"
+    ratio = at[n] / min(at[n // 2], at[2 * n])
+    return ratio, (f"{ratio:.3f} (median test error {fmt(at[n])} at m = {n}; {fmt(at[n // 2])} "
+                   f"at m = {n // 2}; {fmt(at[2 * n])} at m = {2 * n})")
+
+
+def _verdicts(df: pd.DataFrame, n: int) -> list[Any]:
+    blocks: list[Any] = []
+    labels = sorted(df["strategy"].unique())
+    for ref in load_references("rfm"):
+        blocks.append(Paragraph(f"Claims of {ref.paper} (`{ref.path.split('/')[-1]}`):"))
+        for claim in ref.claims:
+            check = claim.check
+            op, threshold = check.get("op", "<="), float(check["threshold"])
+            if check["kind"] == "spike_ratio":
+                value, measured = _spike(df, check["strategy"], n)
+                criterion = (f"median test error of `{check['strategy']}` at m = n divided by "
+                             f"the smaller of its medians at m = n/2 and m = 2n {op} {threshold:g}")
+                context = []
+                for other in ("min_norm", "tikhonov[select=oracle]", "hybrid"):
+                    if other != check["strategy"] and other.split("[")[0] in labels:
+                        r, _ = _spike(df, other, n)
+                        if r is not None:
+                            context.append(f"`{other}` {r:.3f}")
+                detail = ("Same ratio for " + ", ".join(context) + ".") if context else ""
+            elif check["kind"] == "max_ratio_to":
+                value, measured, detail = _max_ratio(df, check["strategy"], check["baseline"])
+                criterion = (f"at every m, median test error of `{check['strategy']}` ÷ that of "
+                             f"`{check['baseline']}` {op} {threshold:g}")
+            else:
+                raise ValueError(f"{ref.path}: unknown check kind {check['kind']!r}")
+            outcome = ("no data" if value is None else
+                       "reproduced" if compare(value, op, threshold) else "not reproduced")
+            if claim.note:
+                detail = f"{detail} {claim.note}".strip()
+            blocks.append(Verdict(claim=claim.claim, source=claim.source, criterion=criterion,
+                                  measured=measured, outcome=outcome, detail=detail))
+    return blocks
+
+
+def _max_ratio(df: pd.DataFrame, selector: str, baseline: str) -> tuple[float | None, str, str]:
+    a = select_strategy(df, selector)
+    b = select_strategy(df, baseline)
+    a, b = a[a["status"] == "ok"], b[b["status"] == "ok"]
+    if a.empty or b.empty:
+        return None, "no ok cells for one of the two strategies", ""
+    ratio = (a.groupby(M)["test_mse"].median() / b.groupby(M)["test_mse"].median()).dropna()
+    if ratio.empty:
+        return None, "no common m", ""
+    worst = ratio.idxmax()
+    detail = "Per m: " + ", ".join(f"{int(m)}: {r:.3f}" for m, r in ratio.items()) + "."
+    return float(ratio.max()), f"max {ratio.max():.3f} at m = {int(worst)}", detail

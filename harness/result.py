@@ -1,0 +1,56 @@
+"""The outcome of one cell attempt, as it travels from a worker back to the driver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+OK = "ok"
+ERROR = "error"
+TIMEOUT = "timeout"
+DIVERGED = "diverged"
+OOM = "oom"
+PREEMPTED = "preempted"
+SKIPPED = "skipped"
+
+STATUSES = {
+    OK: "finished; metrics are valid",
+    ERROR: "raised an exception (type and message in `error`, traceback tail in `traceback`)",
+    TIMEOUT: "ran past its timeout_s and was killed",
+    DIVERGED: "finished, but a metric is NaN or infinite (or the strategy reported divergence)",
+    OOM: "ran out of memory (MemoryError, CUDA OOM, or killed by the kernel's OOM killer)",
+    PREEMPTED: "stopped from outside before finishing (interrupt, preemption); rerun by default",
+    SKIPPED: "not run: a requirement (e.g. CUDA) is missing where it was placed; rerun by default",
+}
+FAILED = frozenset({ERROR, TIMEOUT, DIVERGED, OOM})  # rerun only with --retry-failed
+RERUN_BY_DEFAULT = frozenset({PREEMPTED, SKIPPED})
+
+
+@dataclass
+class CellResult:
+    """Everything a worker measured for one cell attempt (see docs/results.md)."""
+
+    cell_id: str
+    status: str
+    error: str | None = None
+    traceback: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    wall_s: float | None = None
+    setup_s: float | None = None
+    train_s: float | None = None
+    eval_s: float | None = None
+    peak_rss_mb: float | None = None
+    gpu_peak_mb: float | None = None
+    device: str | None = None
+    n_gpus: int = 0
+    gpu_name: str | None = None
+    host: str | None = None
+    worker: str | None = None
+    backend: str | None = None
+    python: str | None = None
+    torch: str | None = None
+    cuda: str | None = None
+    metrics: dict[str, float | int | None] = field(default_factory=dict)
+    # long-format history: (step, epoch, wall_s, split, metric, value)
+    history: list[tuple[int, int | None, float, str, str, float]] = field(default_factory=list)

@@ -1,0 +1,150 @@
+"""The results schema: every column of ``cells/`` and ``history/``, its type and meaning.
+
+The cells schema is the core columns plus one typed column per parameter (``p_<name>`` for
+problems, ``s_<name>`` for strategies) and per metric of every registered plug-in, so all
+files written by one version of the harness share one schema and a folder reads as one
+table. docs/results.md documents every column (a test keeps it in step with this module).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from . import registry
+from .cell import SCHEMA_VERSION
+
+_ARROW = {int: pa.int64(), float: pa.float64(), str: pa.string(), bool: pa.bool_()}
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One documented column."""
+
+    name: str
+    type: pa.DataType
+    doc: str
+    group: str
+
+
+def _core() -> list[Column]:
+    s, f, i, b = pa.string(), pa.float64(), pa.int64(), pa.bool_()
+    spec = [
+        ("identity", [
+            ("cell_id", s, "16 hex digits: hash of problem, strategy, their identity parameters, "
+                           "seed and schema version"),
+            ("grid", s, "the grid's `name`"),
+            ("run_id", s, "the `harness run` invocation that produced the row"),
+            ("experiment", i, "index of the experiment in the grid file"),
+            ("problem", s, "problem name"),
+            ("strategy", s, "strategy name"),
+            ("family", s, "the family problem and strategy belong to"),
+            ("seed", i, "the cell's seed (data split, initialisation, random features)"),
+            ("attempt", i, "1 for the first attempt of a cell in this folder, then 2, 3, …"),
+            ("params", s, "all problem and strategy parameters as canonical JSON"),
+        ]),
+        ("outcome", [
+            ("status", s, "ok, error, timeout, diverged, oom, preempted or skipped"),
+            ("error", s, "exception type and message; null when ok"),
+            ("traceback", s, "last lines of the traceback; null when none"),
+        ]),
+        ("timing", [
+            ("started_at", TIMESTAMP, "when the attempt started (UTC)"),
+            ("finished_at", TIMESTAMP, "when it ended (UTC)"),
+            ("wall_s", f, "wall time of the whole attempt in the worker (s)"),
+            ("setup_s", f, "building the problem: data, features, model (s)"),
+            ("train_s", f, "training time, evaluation excluded, synchronized on CUDA (s)"),
+            ("eval_s", f, "evaluation time, including evaluation inside training (s)"),
+            ("cpu_hours", f, "cost: wall_s × cpus / 3600"),
+            ("gpu_hours", f, "cost: wall_s × n_gpus / 3600"),
+        ]),
+        ("memory", [
+            ("peak_rss_mb", f, "peak resident memory of the worker during the cell (MiB)"),
+            ("gpu_peak_mb", f, "peak CUDA memory allocated by torch (MiB); null off GPU"),
+        ]),
+        ("placement", [
+            ("device", s, "torch device the cell ran on, e.g. cpu or cuda:0"),
+            ("n_gpus", i, "GPUs the cell used"),
+            ("gpu_name", s, "CUDA device name; null off GPU"),
+            ("host", s, "host name of the worker"),
+            ("backend", s, "executor: local, ray, …"),
+            ("worker", s, "worker slot that ran the cell"),
+            ("slurm_job_id", s, "Slurm job id when run under Slurm"),
+            ("rank", i, "MPI rank when run under MPI"),
+            ("timeout_s", f, "requested time limit (s)"),
+            ("cpus", i, "requested CPU cores (torch threads)"),
+            ("gpus", f, "requested GPUs"),
+        ]),
+        ("provenance", [
+            ("harness_version", s, "version of the harness package"),
+            ("git_sha", s, "commit of the harness source tree; null outside git"),
+            ("git_dirty", b, "the source tree had uncommitted changes"),
+            ("python", s, "Python version in the worker"),
+            ("torch", s, "torch version in the worker"),
+            ("cuda", s, "CUDA version torch was built with; null for CPU builds"),
+        ]),
+    ]
+    return [Column(n, t, d, g) for g, cols in spec for n, t, d in cols]
+
+
+CORE_COLUMNS = _core()
+
+HISTORY_COLUMNS = [
+    Column("cell_id", pa.string(), "the cell (join with cells)", "history"),
+    Column("attempt", pa.int64(), "the attempt (join with cells)", "history"),
+    Column("step", pa.int64(), "iteration, batch or other step index the value belongs to",
+           "history"),
+    Column("epoch", pa.int64(), "epoch, when the strategy has epochs", "history"),
+    Column("wall_s", pa.float64(), "training time elapsed when logged (s)", "history"),
+    Column("split", pa.string(), "train, val, test, or what the value refers to", "history"),
+    Column("metric", pa.string(), "what was measured", "history"),
+    Column("value", pa.float64(), "the value", "history"),
+]
+HISTORY_SCHEMA = pa.schema([(c.name, c.type) for c in HISTORY_COLUMNS],
+                           metadata={"harness_schema_version": str(SCHEMA_VERSION)})
+
+
+def plugin_columns() -> list[Column]:
+    """Parameter and metric columns of every registered plug-in (sorted, deduplicated).
+
+    Two plug-ins may share a column (e.g. two problems with ``dataset``) only with the same
+    type; a clash is a programming error caught by the contract tests."""
+    cols: dict[str, Column] = {}
+
+    def add(name: str, kind: type, doc: str, group: str) -> None:
+        col = Column(name, _ARROW[kind], doc, group)
+        old = cols.get(name)
+        if old is not None and old.type != col.type:
+            raise TypeError(f"column {name!r} declared as {old.type} and {col.type}")
+        cols.setdefault(name, col)
+
+    for kind, table, prefix in (("problem", registry.problems(), "p_"),
+                                ("strategy", registry.strategies(), "s_")):
+        for cls in table.values():
+            for pname, param in cls.parameters.items():
+                add(prefix + pname, param.kind, f"{kind} {cls.name}: {param.doc}", "parameters")
+            for mname, metric in cls.metrics.items():
+                add(mname, metric.kind, f"{cls.name}: {metric.doc}", "metrics")
+    core = {c.name for c in CORE_COLUMNS}
+    clash = core & set(cols)
+    if clash:
+        raise TypeError(f"plug-in columns {sorted(clash)} collide with core columns")
+    return sorted(cols.values(), key=lambda c: (c.group != "parameters", c.name))
+
+
+def cells_schema() -> pa.Schema:
+    """The Arrow schema of a cells file written by this version."""
+    cols = CORE_COLUMNS + plugin_columns()
+    return pa.schema([(c.name, c.type) for c in cols],
+                     metadata={"harness_schema_version": str(SCHEMA_VERSION)})
+
+
+def cells_table(rows: list[dict[str, Any]], schema: pa.Schema | None = None) -> pa.Table:
+    """Rows (dicts, missing keys = null) as a table of the cells schema."""
+    schema = schema or cells_schema()
+    return pa.Table.from_pylist(
+        [{name: row.get(name) for name in schema.names} for row in rows], schema=schema
+    )

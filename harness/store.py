@@ -1,0 +1,176 @@
+"""The results store: Parquet datasets ``<out>/cells/`` and ``<out>/history/``.
+
+Each finished cell attempt, whatever its status, is written at once as its own pair of
+files (history first, then the cells row), each through a temporary file that is fsynced
+and renamed, so a crash at any moment leaves only complete files and loses no finished
+cell. At the end of a run the small files are compacted into one file per folder; rows are
+keyed by (cell_id, attempt), and readers drop the duplicates a crash during compaction can
+leave. See docs/results.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from .errors import InputError
+from .schema import HISTORY_SCHEMA, cells_schema, cells_table
+
+CELLS, HISTORY = "cells", "history"
+_TMP_PREFIX = "."  # pyarrow.dataset and DuckDB's *.parquet globs skip these
+
+
+def write_atomic(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` so that ``path`` is either absent or complete."""
+    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    pq.write_table(table, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _parquet_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith(_TMP_PREFIX))
+
+
+def _read(folder: Path, schema: pa.Schema) -> pa.Table:
+    """All files of a folder as one table of ``schema`` (older files' missing columns are
+    null). Each (cell_id, attempt) is taken from one file only: the rows a crash during
+    compaction can leave twice (in the merged file and in a not-yet-deleted small one)
+    are dropped."""
+    files = _parquet_files(folder)
+    if not files:
+        return schema.empty_table()
+    table = ds.dataset([str(p) for p in files], format="parquet", schema=schema).to_table()
+    keys = table.select(["cell_id", "attempt"])
+    per_file = sum(
+        pq.read_table(p, columns=["cell_id", "attempt"]).group_by(["cell_id", "attempt"])
+        .aggregate([]).num_rows for p in files
+    ) if len(files) > 1 else 0
+    if len(files) <= 1 or keys.group_by(["cell_id", "attempt"]).aggregate([]).num_rows == per_file:
+        return table  # no (cell_id, attempt) is in two files
+    seen: set[tuple[str, int]] = set()
+    parts = []
+    for p in sorted(files, key=lambda p: not p.name.startswith("part-")):
+        part = ds.dataset(str(p), format="parquet", schema=schema).to_table()
+        pairs = list(zip(part.column("cell_id").to_pylist(), part.column("attempt").to_pylist(),
+                         strict=True))
+        mask = [pair not in seen for pair in pairs]
+        seen.update(pairs)
+        parts.append(part.filter(pa.array(mask)))
+    return pa.concat_tables(parts)
+
+
+class Store:
+    """Reads and writes one output folder."""
+
+    def __init__(self, out: str | Path):
+        self.out = Path(out)
+        self.cells_dir = self.out / CELLS
+        self.history_dir = self.out / HISTORY
+
+    def create(self) -> None:
+        for d in (self.cells_dir, self.history_dir, self.out / "runs", self.out / "logs"):
+            d.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive use of the folder by one driver; a second one fails with exit code 2."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+                raise InputError(f"the folder is in use by {holder}; wait for it or use "
+                                 "another --out", file=str(self.out)) from None
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
+            yield
+        finally:
+            os.close(fd)
+
+    # -- writing -----------------------------------------------------------------------
+    def write_attempt(self, row: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        """Persist one cell attempt: its history rows, then its cells row."""
+        stem = f"{row['cell_id']}-a{row['attempt']}"
+        if history:
+            write_atomic(pa.Table.from_pylist(history, schema=HISTORY_SCHEMA),
+                         self.history_dir / f"{stem}.parquet")
+        write_atomic(cells_table([row]), self.cells_dir / f"{stem}.parquet")
+
+    def compact(self) -> None:
+        """Merge each folder's files into one (atomic); safe to interrupt at any point."""
+        for folder, schema in ((self.cells_dir, cells_schema()),
+                               (self.history_dir, HISTORY_SCHEMA)):
+            files = _parquet_files(folder)
+            if len(files) <= 1:
+                continue
+            table = _read(folder, schema).sort_by(
+                [("cell_id", "ascending"), ("attempt", "ascending")])
+            write_atomic(table, folder / f"part-{uuid.uuid4().hex[:12]}.parquet")
+            for p in files:
+                p.unlink()
+
+    # -- reading -----------------------------------------------------------------------
+    def cells(self, *, all_attempts: bool = False) -> pd.DataFrame:
+        """The cells table; by default only the latest attempt of each cell."""
+        table = _read(self.cells_dir, cells_schema())
+        df = table.to_pandas()
+        if not all_attempts and len(df):
+            df = df.sort_values(["cell_id", "attempt"]).groupby("cell_id").tail(1)
+        return df.sort_values(["grid", "experiment", "problem", "strategy", "cell_id"],
+                              kind="stable").reset_index(drop=True)
+
+    def history(self, *, all_attempts: bool = False) -> pd.DataFrame:
+        """The history table; by default only rows of each cell's latest attempt."""
+        df = _read(self.history_dir, HISTORY_SCHEMA).to_pandas()
+        if not all_attempts and len(df):
+            latest = df.groupby("cell_id")["attempt"].transform("max")
+            df = df[df["attempt"] == latest]
+        return df.reset_index(drop=True)
+
+    def latest_status(self) -> dict[str, tuple[str, int]]:
+        """cell_id → (status, attempt) of its latest attempt, read from the status columns
+        only (cheap even for large folders)."""
+        files = _parquet_files(self.cells_dir)
+        if not files:
+            return {}
+        table = ds.dataset([str(p) for p in files], format="parquet").to_table(
+            columns=["cell_id", "attempt", "status"])
+        out: dict[str, tuple[str, int]] = {}
+        for cid, att, st in zip(*(table.column(c).to_pylist()
+                                  for c in ("cell_id", "attempt", "status")), strict=True):
+            if cid not in out or att > out[cid][1]:
+                out[cid] = (st, att)
+        return out
+
+
+def load_cells(out: str | Path, *, all_attempts: bool = False) -> pd.DataFrame:
+    """The cells table of output folder ``out`` as a DataFrame (latest attempt per cell
+    unless ``all_attempts``)."""
+    return Store(out).cells(all_attempts=all_attempts)
+
+
+def load_history(out: str | Path, *, all_attempts: bool = False) -> pd.DataFrame:
+    """The history table of ``out`` (rows of each cell's latest attempt unless
+    ``all_attempts``)."""
+    return Store(out).history(all_attempts=all_attempts)

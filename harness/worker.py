@@ -1,0 +1,193 @@
+"""A supervised worker process that runs cells one at a time, killable per cell.
+
+Every executor (local pool, Ray task, MPI rank) runs cells through a :class:`CellWorker`:
+a child Python process (``python -m harness.worker``) that has already imported torch and
+the plug-ins, fed cells over a pipe. The supervisor enforces each cell's ``timeout_s`` by
+killing the child's whole process group, turns a crash of the child into a result, and
+starts a fresh child for the next cell. The child dies with its supervisor (Linux
+``PR_SET_PDEATHSIG``), so a ``kill -9`` of the driver leaves no orphan computing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from .cell import Cell
+from .result import ERROR, OOM, TIMEOUT, CellResult
+
+STARTUP_TIMEOUT_S = 300.0
+_ENV_KEYS_PINNED = ("CUDA_VISIBLE_DEVICES",)  # a change forces a fresh child
+
+
+class CellWorker:
+    """Runs cells in a child process; ``execute`` returns a result whatever happens."""
+
+    def __init__(self, label: str, *, backend: str, log_path: Path | None = None,
+                 env: dict[str, str] | None = None):
+        self.label, self.backend, self.log_path = label, backend, log_path
+        self.extra_env = dict(env or {})
+        self._proc: subprocess.Popen | None = None
+        self._send: Connection | None = None
+        self._recv: Connection | None = None
+        self._ready = False
+        self._pinned: dict[str, str | None] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the child (it imports torch in the background of the caller's work)."""
+        if self._proc is not None and self._proc.poll() is None:
+            if all(os.environ.get(k) == v for k, v in self._pinned.items()):
+                return
+            self.stop()
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        env = {**os.environ, **self.extra_env, "HARNESS_WORKER": self.label}
+        out = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.worker", str(to_child_r), str(from_child_w)],
+                pass_fds=(to_child_r, from_child_w), env=env, stdin=subprocess.DEVNULL,
+                stdout=out or sys.stderr, stderr=subprocess.STDOUT if out else None,
+                start_new_session=True,  # its own process group: a timeout kills all of it
+            )
+        finally:
+            if out:
+                out.close()
+            os.close(to_child_r)
+            os.close(from_child_w)
+        self._send = Connection(to_child_w, readable=False)
+        self._recv = Connection(from_child_r, writable=False)
+        self._ready = False
+        self._pinned = {k: os.environ.get(k) for k in _ENV_KEYS_PINNED}
+
+    def stop(self) -> None:
+        """Kill the child (and anything it started) and release the pipes."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                try:
+                    os.killpg(self._proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    self._proc.kill()
+            self._proc.wait()
+        for conn in (self._send, self._recv):
+            if conn is not None:
+                conn.close()
+        self._proc = self._send = self._recv = None
+        self._ready = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def _wait_ready(self) -> str | None:
+        """Wait for the child's greeting; the reason it failed, or None."""
+        if self._ready:
+            return None
+        assert self._recv is not None
+        if self._recv.poll(STARTUP_TIMEOUT_S):
+            try:
+                if self._recv.recv() == "ready":
+                    self._ready = True
+                    return None
+            except EOFError:
+                pass
+        code = self._proc.poll() if self._proc else None
+        return f"the worker process did not start (exit code {code})"
+
+    # -- running cells -----------------------------------------------------------------
+    def execute(self, cell: Cell) -> CellResult:
+        """Run ``cell`` in the child under its timeout; never raises for the cell's sake."""
+        started = datetime.now(UTC)
+        t0 = time.perf_counter()
+        try:
+            return self._execute(cell)
+        except Exception as err:  # e.g. the worker was stopped from another thread
+            self.stop()
+            return self._failed(cell, ERROR, f"WorkerError: {type(err).__name__}: {err}",
+                                started, t0)
+
+    def _execute(self, cell: Cell) -> CellResult:
+        self.start()
+        problem = self._wait_ready()
+        started = datetime.now(UTC)
+        t0 = time.perf_counter()
+        if problem is None:
+            try:
+                self._send.send((cell, self.backend, self.label))
+            except (BrokenPipeError, OSError) as err:
+                problem = f"could not hand the cell to the worker ({err})"
+        if problem is not None:
+            self.stop()
+            return self._failed(cell, ERROR, f"WorkerError: {problem}", started, t0)
+        if self._recv.poll(cell.resources.timeout_s):
+            try:
+                return self._recv.recv()
+            except (EOFError, OSError):
+                return self._crashed(cell, started, t0)
+        self.stop()
+        return self._failed(
+            cell, TIMEOUT, f"TimeoutError: the cell ran longer than timeout_s="
+                           f"{cell.resources.timeout_s:g} s and was killed", started, t0)
+
+    def _crashed(self, cell: Cell, started: datetime, t0: float) -> CellResult:
+        code = self._proc.wait() if self._proc else None
+        self.stop()
+        if code == -signal.SIGKILL:
+            return self._failed(cell, OOM, "WorkerKilled: the worker process was killed by "
+                                "SIGKILL (most likely the kernel's out-of-memory killer)",
+                                started, t0)
+        how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
+        return self._failed(cell, ERROR, f"WorkerCrashed: the worker process died ({how})",
+                            started, t0)
+
+    def _failed(self, cell: Cell, status: str, error: str, started: datetime,
+                t0: float) -> CellResult:
+        return CellResult(
+            cell_id=cell.cell_id, status=status, error=error, started_at=started,
+            finished_at=datetime.now(UTC), wall_s=time.perf_counter() - t0,
+            host=socket.gethostname(), worker=self.label, backend=self.backend,
+        )
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        return
+
+
+def _child_main(in_fd: int, out_fd: int) -> None:
+    parent = os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+    recv, send = Connection(in_fd, writable=False), Connection(out_fd, readable=False)
+    from . import registry
+    from .runner import run_cell
+
+    registry.load_plugins()  # imports torch and every plug-in once, before the first cell
+    send.send("ready")
+    while True:
+        try:
+            cell, backend, label = recv.recv()
+        except (EOFError, OSError):
+            break
+        send.send(run_cell(cell, backend=backend, worker=label))
+
+
+if __name__ == "__main__":
+    _child_main(int(sys.argv[1]), int(sys.argv[2]))

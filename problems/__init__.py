@@ -1,0 +1,1 @@
+"""Problems: one module per problem; each registers itself by name on import."""

@@ -1,0 +1,25 @@
+"""Dataset loaders: bundled data (scikit-learn's digits) and files in a data directory
+(``data_dir`` parameter or the ``HARNESS_DATA`` environment variable)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from harness.errors import DataError
+
+DATA_ENV = "HARNESS_DATA"
+
+
+def resolve_data_dir(data_dir: str | None, dataset: str) -> Path:
+    """The folder holding ``dataset``'s files: ``data_dir`` if given, else $HARNESS_DATA;
+    raises :class:`DataError` naming what is missing."""
+    root = data_dir or os.environ.get(DATA_ENV)
+    if not root:
+        raise DataError(f"dataset {dataset!r} needs its files: give params.data_dir or set "
+                        f"{DATA_ENV}")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        source = "data_dir" if data_dir else DATA_ENV
+        raise DataError(f"{source} {str(path)!r} is not a folder")
+    return path

@@ -1,0 +1,2 @@
+"""Training strategies, one subpackage or module per family; every strategy is also a plain
+library function that works without the harness."""

@@ -1,0 +1,117 @@
+"""The harness command end to end, in subprocesses, as a user runs it."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pyarrow.parquet as pq
+
+from harness.store import load_cells
+
+from .conftest import HARNESS, ROOT, run_cli
+
+SMALL = """
+name: small
+seeds: [0, 1]
+experiments:
+  - problem: rfm
+    params: {n_train: 64, n_test: 100, n_features: [32, 64]}
+    strategies: [min_norm, {tikhonov: {select: oracle}}]
+"""
+
+
+def test_malformed_grid_exits_2_with_one_line_and_creates_nothing(write_grid, tmp_path):
+    grid = write_grid(SMALL.replace("n_features: [32, 64]", "n_features: [0, 64]"))
+    out = tmp_path / "out"
+    proc = run_cli("run", str(grid), "--out", str(out))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert str(grid) in lines[0] and "params.n_features" in lines[0] and "0 is out of range" in \
+        lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not out.exists()
+
+
+def test_bad_flags_exit_2(write_grid, tmp_path):
+    grid = write_grid(SMALL)
+    for args in (["--workers", "0"], ["--backend", "spark"], ["--address", "x:1",
+                                                              "--backend", "local"]):
+        proc = run_cli("run", str(grid), "--out", str(tmp_path / "o"), *args)
+        assert proc.returncode == 2, args
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+    assert run_cli("status", str(tmp_path / "nowhere")).returncode == 2
+
+
+def test_dry_run_lists_cells_without_running(write_grid, tmp_path):
+    proc = run_cli("run", str(write_grid(SMALL)), "--out", str(tmp_path / "o"), "--dry-run")
+    assert proc.returncode == 0
+    assert proc.stdout.strip().splitlines()[-1] == "8 cells in grid 'small'"
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_status_report_list(write_grid, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("run", str(write_grid(SMALL)), "--out", str(out), "--backend", "local",
+                   "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "8 cells (8 ok)" in proc.stdout
+    assert "[8/8] ok" in proc.stderr  # plain log lines when not on a terminal
+    status = run_cli("status", str(out))
+    assert status.returncode == 0 and "8 of 8 cells recorded (8 ok)" in status.stdout
+    report = run_cli("report", str(out))
+    assert report.returncode == 0
+    assert (out / "report.md").exists() and (out / "report.html").exists()
+    listing = run_cli("list")
+    assert "strategy hybrid" in listing.stdout and "n_features" in listing.stdout
+    for cmd in ("run", "status", "report", "list"):
+        assert run_cli(cmd, "--help").returncode == 0
+
+
+def test_failed_cells_exit_1_and_are_listed(write_grid, tmp_path):
+    grid = write_grid("name: f\nexperiments:\n  - problem: probe\n    strategies:\n"
+                      "      - probe\n      - probe: {fail: raise}\n")
+    out = tmp_path / "out"
+    proc = run_cli("run", str(grid), "--out", str(out), "--backend", "local")
+    assert proc.returncode == 1
+    assert "1 cell(s) not ok" in proc.stdout and "ValueError: probe asked to fail" in proc.stdout
+    status = run_cli("status", str(out))
+    assert "1 error" in status.stdout and "probe asked to fail" in status.stdout
+    assert "probe asked to fail" in (out / "logs" / "failures.log").read_text()
+
+
+SLEEPY = """
+name: sleepy
+seeds: [0, 1, 2, 3, 4, 5, 6, 7]
+experiments:
+  - problem: probe
+    strategies:
+      - probe: {sleep_s: 1.5}
+"""
+
+
+def test_kill_9_then_rerun_completes_without_loss_or_duplicates(write_grid, tmp_path):
+    grid, out = write_grid(SLEEPY), tmp_path / "out"
+    cmd = [*HARNESS, "run", str(grid), "--out", str(out)]  # the default backend: Ray
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        done = list((out / "cells").glob("*-a1.parquet")) if (out / "cells").exists() else []
+        if len(done) >= 3:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p.name.split("-a")[0] for p in (out / "cells").glob("*.parquet")}
+    assert 3 <= len(finished) < 8
+    for path in [*(out / "cells").glob("*.parquet"), *(out / "history").glob("*.parquet")]:
+        pq.read_table(path)  # every visible file is complete
+    rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    df = load_cells(out)
+    assert len(df) == 8 and df["cell_id"].is_unique and (df["status"] == "ok").all()
+    kept = df[df["cell_id"].isin(finished)]
+    assert (kept["attempt"] == 1).all()  # finished cells were not run again

@@ -1,0 +1,117 @@
+"""The results store: atomic files, one readable table, resume bookkeeping, schema docs."""
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+
+from harness.grid import parse_grid
+from harness.result import CellResult
+from harness.rows import cell_row, history_rows
+from harness.schema import CORE_COLUMNS, HISTORY_COLUMNS, cells_schema, plugin_columns
+from harness.store import Store, load_cells, load_history
+
+GRID = """
+name: s
+seeds: [0, 1, 2]
+experiments:
+  - problem: probe
+    strategies: [probe]
+"""
+
+
+def fake_attempt(store, cell, attempt, status="ok", value=1.0):
+    """A real row for ``cell`` built the way the driver builds it."""
+    now = datetime.now(UTC)
+    result = CellResult(cell_id=cell.cell_id, status=status, started_at=now, finished_at=now,
+                        wall_s=0.1, metrics={"probe_value": value, "probe_steps": 3},
+                        history=[(i, None, 0.01 * i, "train", "norm", float(i)) for i in range(3)])
+    store.write_attempt(cell_row(cell, result, attempt=attempt, run_id="r", provenance={}),
+                        history_rows(cell, result, attempt=attempt))
+
+
+@pytest.fixture
+def filled(tmp_path):
+    cells = parse_grid(GRID).cells
+    store = Store(tmp_path / "out")
+    store.create()
+    fake_attempt(store, cells[0], 1, status="error", value=float("nan"))
+    fake_attempt(store, cells[0], 2, value=2.0)
+    fake_attempt(store, cells[1], 1)
+    fake_attempt(store, cells[2], 1)
+    return store, cells
+
+
+def test_folder_reads_as_one_table_with_pandas_pyarrow_and_duckdb(filled):
+    store, _ = filled
+    for compacted in (False, True):
+        if compacted:
+            store.compact()
+            assert len(list(store.cells_dir.glob("*.parquet"))) == 1
+        df = pd.read_parquet(store.cells_dir)
+        assert len(df) == 4
+        assert ds.dataset(store.cells_dir, format="parquet").count_rows() == 4
+        n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{store.cells_dir}/*.parquet')")
+        assert n.fetchall()[0][0] == 4
+        h = duckdb.sql(f"SELECT count(*) FROM read_parquet('{store.history_dir}/*.parquet')")
+        assert h.fetchall()[0][0] == 12
+
+
+def test_latest_attempt_view(filled):
+    store, cells = filled
+    df = load_cells(store.out)
+    assert len(df) == 3 and df["cell_id"].is_unique
+    first = df.set_index("cell_id").loc[cells[0].cell_id]
+    assert first["attempt"] == 2 and first["status"] == "ok" and first["probe_value"] == 2.0
+    assert len(load_cells(store.out, all_attempts=True)) == 4
+    hist = load_history(store.out)
+    assert len(hist) == 9 and set(hist["attempt"][hist["cell_id"] == cells[0].cell_id]) == {2}
+
+
+def test_interrupted_compaction_leaves_no_duplicates(filled):
+    store, _ = filled
+    small = sorted(store.cells_dir.glob("*.parquet"))
+    backup = store.out / "backup"
+    backup.mkdir()
+    for p in small:
+        shutil.copy(p, backup / p.name)
+    store.compact()  # then pretend the deletion of the small files never happened
+    for p in backup.iterdir():
+        shutil.copy(p, store.cells_dir / p.name)
+    assert len(list(store.cells_dir.glob("*.parquet"))) == 5
+    assert len(load_cells(store.out, all_attempts=True)) == 4
+    store.compact()
+    assert len(pd.read_parquet(store.cells_dir)) == 4
+
+
+def test_temporary_files_are_invisible_to_readers(filled):
+    store, _ = filled
+    (store.cells_dir / ".half-written.parquet.1234.tmp").write_bytes(b"PAR1 garbage")
+    assert len(pd.read_parquet(store.cells_dir)) == 4
+    assert len(load_cells(store.out)) == 3
+
+
+def test_schema_is_typed_and_stable(filled):
+    store, _ = filled
+    table = ds.dataset(store.cells_dir, format="parquet").to_table()
+    assert table.schema.equals(cells_schema(), check_metadata=False)
+    assert str(table.schema.field("seed").type) == "int64"
+    assert str(table.schema.field("started_at").type) == "timestamp[us, tz=UTC]"
+
+
+def test_second_driver_on_the_same_folder_is_refused(tmp_path):
+    from harness.errors import InputError
+
+    store = Store(tmp_path)
+    with store.lock(), pytest.raises(InputError, match="in use by pid"), Store(tmp_path).lock():
+        pass
+
+
+def test_docs_describe_every_column():
+    text = Path("docs/results.md").read_text()
+    for col in [*CORE_COLUMNS, *HISTORY_COLUMNS, *plugin_columns()]:
+        assert f"`{col.name}`" in text, f"docs/results.md does not document {col.name}"
