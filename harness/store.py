@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,20 @@ def _parquet_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith(_TMP_PREFIX))
 
 
+_ATTEMPT_FILE = re.compile(r"^(?P<cell>[0-9a-f]{16})-a(?P<attempt>\d+)\.parquet$")
+
+
+def _keys(path: Path) -> set[tuple[str, int]]:
+    """The (cell_id, attempt) pairs in a file: from its name for a one-attempt file, else
+    from its key columns."""
+    match = _ATTEMPT_FILE.match(path.name)
+    if match:
+        return {(match["cell"], int(match["attempt"]))}
+    t = pq.read_table(path, columns=["cell_id", "attempt"])
+    return set(zip(t.column("cell_id").to_pylist(), t.column("attempt").to_pylist(),
+                   strict=True))
+
+
 def _read(folder: Path, schema: pa.Schema) -> pa.Table:
     """All files of a folder as one table of ``schema`` (older files' missing columns are
     null). Each (cell_id, attempt) is taken from one file only: the rows a crash during
@@ -58,23 +73,22 @@ def _read(folder: Path, schema: pa.Schema) -> pa.Table:
     files = _parquet_files(folder)
     if not files:
         return schema.empty_table()
-    table = ds.dataset([str(p) for p in files], format="parquet", schema=schema).to_table()
-    keys = table.select(["cell_id", "attempt"])
-    per_file = sum(
-        pq.read_table(p, columns=["cell_id", "attempt"]).group_by(["cell_id", "attempt"])
-        .aggregate([]).num_rows for p in files
-    ) if len(files) > 1 else 0
-    if len(files) <= 1 or keys.group_by(["cell_id", "attempt"]).aggregate([]).num_rows == per_file:
-        return table  # no (cell_id, attempt) is in two files
     seen: set[tuple[str, int]] = set()
-    parts = []
+    owned: list[tuple[Path, set[tuple[str, int]]]] = []
+    clash = False
     for p in sorted(files, key=lambda p: not p.name.startswith("part-")):
+        keys = _keys(p)
+        clash |= not seen.isdisjoint(keys)
+        owned.append((p, keys - seen))
+        seen |= keys
+    if not clash:  # the common case: one dataset scan
+        return ds.dataset([str(p) for p in files], format="parquet", schema=schema).to_table()
+    parts = []
+    for p, keys in owned:
         part = ds.dataset(str(p), format="parquet", schema=schema).to_table()
-        pairs = list(zip(part.column("cell_id").to_pylist(), part.column("attempt").to_pylist(),
-                         strict=True))
-        mask = [pair not in seen for pair in pairs]
-        seen.update(pairs)
-        parts.append(part.filter(pa.array(mask)))
+        pairs = zip(part.column("cell_id").to_pylist(), part.column("attempt").to_pylist(),
+                    strict=True)
+        parts.append(part.filter(pa.array([pair in keys for pair in pairs])))
     return pa.concat_tables(parts)
 
 

@@ -195,3 +195,14 @@ def test_hybrid_zero_target_row_gives_zero_weights():
     C[1] = 0.0
     res = hybrid_lsqr(Z, C)
     assert torch.count_nonzero(res.W[1]) == 0 and res.reasons[1] == "zero_rhs"
+
+
+def test_torch_array_path_equals_numpy_path():
+    """The torch code path (what runs on a GPU) gives the NumPy path's answer."""
+    Z, C, _, _ = problem(70, 50, seed=10)
+    for rule, stop in (("gcv_full", "none"), ("wgcv", "gcv")):
+        a = hybrid_lsqr(Z, C, regparam=rule, stop=stop)
+        b = hybrid_lsqr(Z, C, regparam=rule, stop=stop, arrays="torch")
+        np.testing.assert_array_equal(a.n_iter, b.n_iter)
+        torch.testing.assert_close(a.W, b.W, rtol=1e-6, atol=1e-8)  # rounding only
+        torch.testing.assert_close(a.iterate(5), b.iterate(5), rtol=1e-6, atol=1e-8)

@@ -110,7 +110,11 @@ class RayExecutor(Executor):
                 yield Started(cell)
             if not self._pending:
                 continue
-            done, _ = ray.wait(list(self._pending), num_returns=1)
+            pending = list(self._pending)
+            done, rest = ray.wait(pending, num_returns=1)
+            if rest:  # take every other result that is already there in the same pass
+                more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+                done += more
             for ref in done:
                 cell = self._pending.pop(ref)
                 yield Finished(cell, self._result(ray, ref, cell))

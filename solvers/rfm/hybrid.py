@@ -173,6 +173,7 @@ def hybrid_lsqr(
     max_iter: int | None = None,
     flat_tol: float = 1e-6,
     window: int = 3,
+    arrays: str = "auto",
 ) -> HybridResult:
     """Hybrid-regularized least squares ``W Z ≈ C`` with one Krylov space per row of C.
 
@@ -186,6 +187,9 @@ def hybrid_lsqr(
         max_iter: iteration cap, default min(m, n): the full Krylov space.
         flat_tol, window: the stopping rule's flatness tolerance and window (IR Tools'
             ``GCVflatTol`` and ``GCVminTol``).
+        arrays: where the long vectors live: ``"auto"`` (NumPy for CPU inputs, torch on
+            the inputs' device otherwise) or ``"torch"`` (always torch; lets the CPU test
+            suite exercise the code path GPUs take).
 
     No test or validation data is used.
     """
@@ -205,7 +209,7 @@ def hybrid_lsqr(
         if st.beta1 == 0.0:
             st.stop_at, st.reason = 0, "zero_rhs"
     # The long vectors live in NumPy on the CPU and in torch elsewhere (see _orthogonalize).
-    on_cpu = Z.device.type == "cpu"
+    on_cpu = Z.device.type == "cpu" and arrays == "auto"
     Zx, Cx = (Z.numpy(), C.numpy()) if on_cpu else (Z, C)
 
     def empty(shape):
