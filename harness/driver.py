@@ -137,15 +137,11 @@ def run_grid(
             info["cells_finished"] = len(results)
             _write_manifest(store, grid, run_id, info)
     latest = store.latest_status()
-    counts: Counter = Counter()
-    failures = []
-    errors = {} if all(latest.get(c.cell_id, ("",))[0] == OK for c in grid.cells) else \
-        _errors(store)
-    for cell in grid.cells:
-        status = latest.get(cell.cell_id, ("missing", 0))[0]
-        counts[status] += 1
-        if status != OK:
-            failures.append((cell, status, errors.get(cell.cell_id) or ""))
+    status = {c.cell_id: latest.get(c.cell_id, ("missing", 0))[0] for c in grid.cells}
+    counts = Counter(status.values())
+    not_ok = [c for c in grid.cells if status[c.cell_id] != OK]
+    errors = _errors(store) if not_ok else {}
+    failures = [(c, status[c.cell_id], errors.get(c.cell_id, "")) for c in not_ok]
     return RunSummary(out=store.out, run_id=run_id, ran=len(results), counts=counts,
                       failures=failures)
 

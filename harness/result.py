@@ -23,7 +23,6 @@ STATUSES = {
     SKIPPED: "not run: a requirement (e.g. CUDA) is missing where it was placed; rerun by default",
 }
 FAILED = frozenset({ERROR, TIMEOUT, DIVERGED, OOM})  # rerun only with --retry-failed
-RERUN_BY_DEFAULT = frozenset({PREEMPTED, SKIPPED})
 
 
 @dataclass

@@ -83,10 +83,6 @@ class CellWorker:
         self._proc = self._send = self._recv = None
         self._ready = False
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
     def _wait_ready(self) -> str | None:
         """Wait for the child's greeting; the reason it failed, or None."""
         if self._ready:

@@ -98,11 +98,10 @@ class RFMTask:
         return torch.cat([fn(Zc) for Zc, _ in self.test_chunks()], dim=1)
 
 
-def half_mse_and_acc(outputs: torch.Tensor, C: torch.Tensor) -> tuple[float, float]:
-    """(‖outputs − C‖²_F / (2·samples), accuracy of argmax) for one-hot C."""
-    mse = float(((outputs - C) ** 2).sum() / (2 * C.shape[1]))
-    acc = float((outputs.argmax(0) == C.argmax(0)).double().mean())
-    return mse, acc
+def squared_error_and_hits(outputs: torch.Tensor, C: torch.Tensor) -> tuple[float, float]:
+    """(‖outputs − C‖²_F, number of samples whose argmax matches) for one-hot C."""
+    return (float(((outputs - C) ** 2).sum()),
+            float((outputs.argmax(0) == C.argmax(0)).double().sum()))
 
 
 class RandomFeatureModel(Problem):
@@ -177,12 +176,10 @@ class RandomFeatureModel(Problem):
 
     def evaluate(self, task: RFMTask, solution: torch.Tensor, run: RunContext) -> dict:
         W = solution
-        train_mse, train_acc = half_mse_and_acc(W @ task.Z, task.C)
-        sq, correct = 0.0, 0.0
-        for Zc, Cc in task.test_chunks():
-            out = W @ Zc
-            sq += float(((out - Cc) ** 2).sum())
-            correct += float((out.argmax(0) == Cc.argmax(0)).double().sum())
-        n_test = task.C_test.shape[1]
-        return {"train_mse": train_mse, "test_mse": sq / (2 * n_test), "train_acc": train_acc,
-                "test_acc": correct / n_test, "w_norm": float(torch.linalg.norm(W))}
+        sq, hits = squared_error_and_hits(W @ task.Z, task.C)
+        test = [squared_error_and_hits(W @ Zc, Cc) for Zc, Cc in task.test_chunks()]
+        n, n_test = task.n, task.C_test.shape[1]
+        return {"train_mse": sq / (2 * n), "train_acc": hits / n,
+                "test_mse": sum(t[0] for t in test) / (2 * n_test),
+                "test_acc": sum(t[1] for t in test) / n_test,
+                "w_norm": float(torch.linalg.norm(W))}

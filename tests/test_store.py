@@ -10,7 +10,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from harness.grid import parse_grid
-from harness.result import CellResult
+from harness.result import STATUSES, CellResult
 from harness.rows import cell_row, history_rows
 from harness.schema import CORE_COLUMNS, HISTORY_COLUMNS, cells_schema, plugin_columns
 from harness.store import Store, load_cells, load_history
@@ -111,7 +111,9 @@ def test_second_driver_on_the_same_folder_is_refused(tmp_path):
         pass
 
 
-def test_docs_describe_every_column():
+def test_docs_describe_every_column_and_status():
     text = Path("docs/results.md").read_text()
     for col in [*CORE_COLUMNS, *HISTORY_COLUMNS, *plugin_columns()]:
         assert f"`{col.name}`" in text, f"docs/results.md does not document {col.name}"
+    for status in STATUSES:
+        assert f"| `{status}` |" in text, f"docs/results.md does not explain status {status}"

@@ -48,11 +48,6 @@ class Executor(ABC):
     def close(self) -> None:
         """Stop every worker; in-flight cells are abandoned (they leave no row)."""
 
-    @property
-    def slots(self) -> int:
-        """How many cells can run at once (for progress and ETA)."""
-        return 1
-
     def __enter__(self) -> Executor:
         return self
 

@@ -43,10 +43,6 @@ class LocalExecutor(Executor):
         self._pool: list[CellWorker] = []
         self._stop = threading.Event()
 
-    @property
-    def slots(self) -> int:
-        return self.workers
-
     def _make_workers(self, n: int) -> None:
         gpus = visible_gpus()
         for i in range(n):

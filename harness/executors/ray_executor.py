@@ -54,10 +54,6 @@ class RayExecutor(Executor):
         self._pending: dict[Any, Cell] = {}
         self._capacity = 1
 
-    @property
-    def slots(self) -> int:
-        return self._capacity
-
     def _connect(self) -> Any:
         _quiet_ray_env()
         import logging

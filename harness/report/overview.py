@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from .document import Heading, Paragraph, Table
 
 if TYPE_CHECKING:
@@ -79,8 +77,3 @@ def provenance_blocks(ctx: ReportContext) -> list[Any]:
             f"CUDA {distinct('cuda')}; backends {distinct('backend')}."))
     return blocks
 
-
-def median_by(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
-    """Median, min and max of ``value`` over the seeds of each ``keys`` group (ok cells)."""
-    ok = df[df["status"] == "ok"]
-    return ok.groupby(keys)[value].agg(["median", "min", "max", "count"]).reset_index()
