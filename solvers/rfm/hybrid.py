@@ -199,6 +199,8 @@ def hybrid_lsqr(
         raise ValueError(f"regparam {regparam!r}: a fixed λ must be ≥ 0")
     if stop not in STOP_RULES:
         raise ValueError(f"stop {stop!r}; allowed: {', '.join(STOP_RULES)}")
+    if arrays not in ("auto", "torch"):
+        raise ValueError(f"arrays {arrays!r}; allowed: auto, torch")
     m, n = Z.shape
     t = C.shape[0]
     K = min(m, n) if max_iter is None else max(1, min(max_iter, m, n))
