@@ -53,7 +53,8 @@ def test_seeds_give_different_ids():
 
 BAD = {
     "unknown problem": ("experiments:\n  - problem: nope\n    strategies: [min_norm]",
-                        "experiments[0].problem", "valid: probe, rfm"),
+                        "experiments[0].problem",
+                        "valid: cnf_tabular, cnf_toy, probe, rfm, spiral"),
     "unknown strategy": ("experiments:\n  - problem: rfm\n    strategies: [lasso]",
                          "strategies[0]", "valid for rfm: gradient_flow, hybrid, min_norm"),
     "wrong family": ("experiments:\n  - problem: rfm\n    strategies: [probe]",
@@ -116,4 +117,14 @@ def test_missing_grid_file(tmp_path):
 
 def test_demo_grid_is_valid():
     grid = load_grid("grids/demo.yaml")
-    assert len(grid.cells) == 12 * 5 * 3
+    assert len(grid.cells) == 12 * 5 * 3 + 3 * 2 + 2 * 2  # rfm + spiral + cnf_toy
+
+
+def test_paper_do_vs_od_grids_are_valid(tmp_path, monkeypatch):
+    standins = load_grid("grids/paper-do-vs-od-standins.yaml")
+    assert len(standins.cells) == 3 * (3 + 2 + 5 * 2)
+    for name in ("power", "gas", "hepmass", "miniboone", "BSDS300"):  # the files' folders
+        (tmp_path / name).mkdir()
+    monkeypatch.setenv("HARNESS_DATA", str(tmp_path))
+    with pytest.raises(InputError, match=r"power/data\.npy"):  # checked before anything runs
+        load_grid("grids/paper-do-vs-od.yaml")

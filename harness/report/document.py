@@ -50,7 +50,7 @@ class Verdict:
     source: str
     criterion: str
     measured: str
-    outcome: str  # reproduced | not reproduced | no data
+    outcome: str  # reproduced | partly reproduced | not reproduced | no data
     detail: str = ""
 
 
@@ -118,7 +118,7 @@ figure{margin:1em 0}img{max-width:100%}figcaption,.caption{color:#555;font-size:
 code{background:#f4f4f4;padding:0 .2em}
 .verdict{padding:.5em .8em;margin:.6em 0;border-left:5px solid #999;background:#fafafa}
 .reproduced{border-color:#2e7d32}.not-reproduced{border-color:#c62828}
-.no-data{border-color:#9e9e9e}.badge{font-weight:bold}
+.partly-reproduced{border-color:#ef6c00}.no-data{border-color:#9e9e9e}.badge{font-weight:bold}
 """
 
 

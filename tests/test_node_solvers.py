@@ -1,0 +1,164 @@
+"""The neural-ODE integrators and the Taylor check against analytic references."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from torch import nn
+
+from harness import registry
+from harness.cell import Cell, Resources, cell_id_of
+from harness.runner import run_cell
+from solvers.node import (
+    Adaptive,
+    FixedStepRK4,
+    fitted_slope,
+    reference_solver,
+    rk4_step,
+    taylor_check,
+)
+
+A = np.array([[-0.1, 2.0], [-2.0, -0.1]])
+Y0 = np.array([1.0, 0.5])
+
+
+def linear(t, y):
+    return y @ torch.as_tensor(A).T
+
+
+def exact(t):
+    return scipy.linalg.expm(A * t) @ Y0
+
+
+def node_cell(problem, pp, strategy, sp, seed=0):
+    pp = registry.get("problem", problem).validate(pp)
+    sp = registry.get("strategy", strategy).validate(sp)
+    return Cell(cell_id=cell_id_of(problem, pp, strategy, sp, seed), grid="t", experiment=0,
+                problem=problem, problem_params=pp, strategy=strategy, strategy_params=sp,
+                seed=seed, resources=Resources(device="cpu"))
+
+
+@pytest.mark.parametrize("rule", ["classic", "3/8"])
+def test_rk4_global_error_is_fourth_order(rule):
+    t = torch.tensor([0.0, 2.0], dtype=torch.float64)
+    errors = []
+    for n in (10, 20, 40, 80):
+        ys = FixedStepRK4(rule, n_steps=n)(linear, torch.as_tensor(Y0), t)
+        errors.append(np.linalg.norm(ys[-1].numpy() - exact(2.0)))
+    orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert np.all(np.abs(orders - 4) < 0.15), orders
+
+
+def test_step_size_grid_clips_the_last_step_at_each_output_time():
+    t = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    solve = FixedStepRK4("classic", step_size=0.2)  # per interval: 0.2, 0.2, 0.1
+    ys = solve(linear, torch.as_tensor(Y0), t)
+    assert solve.nfe == 2 * 3 * 4
+    y, grid = torch.as_tensor(Y0), [0.0, 0.2, 0.4, 0.5, 0.7, 0.9, 1.0]
+    for a, b in itertools.pairwise(grid):  # the same steps taken by hand
+        y = rk4_step(linear, torch.tensor(a, dtype=torch.float64), y,
+                     torch.tensor(b - a, dtype=torch.float64))
+    assert torch.allclose(ys[-1], y, rtol=1e-14)
+    for k, tk in enumerate(t.tolist()):
+        assert np.allclose(ys[k].numpy(), exact(tk), atol=1e-3)
+
+
+def test_trainable_end_time_gets_the_analytic_gradient():
+    a = -0.7
+    T = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
+    t = torch.stack([torch.zeros_like(T), T])
+    y = FixedStepRK4("3/8", step_size=0.01)(lambda t, y: a * y,
+                                            torch.tensor([2.0], dtype=torch.float64), t)[-1]
+    y.sum().backward()
+    assert T.grad.item() == pytest.approx(a * 2.0 * math.exp(a * 0.9), rel=1e-8)
+
+
+def test_dopri5_reference_matches_the_analytic_solution():
+    solve = reference_solver(1e-10)
+    t = torch.linspace(0, 3, 7, dtype=torch.float64)
+    ys = solve(linear, torch.as_tensor(Y0), t)
+    assert max(np.abs(ys[k].numpy() - exact(tk)).max() for k, tk in enumerate(t.tolist())) < 1e-8
+    assert solve.nfe > 0
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(3)
+        self.w1 = nn.Parameter(torch.randn(8, 2, generator=gen, dtype=torch.float64) / 2)
+        self.w2 = nn.Parameter(torch.randn(2, 8, generator=gen, dtype=torch.float64) / 2)
+
+    def forward(self, t, y):
+        return torch.tanh(y @ self.w1.T) @ self.w2.T
+
+
+def _gradient(solve, net):
+    net.zero_grad()
+    y0 = torch.tensor([[1.0, -0.5], [0.3, 0.8]], dtype=torch.float64)
+    t = torch.tensor([0.0, 0.7, 1.5], dtype=torch.float64)
+    ys = solve(net, y0, t)
+    (ys**2).sum().backward()
+    return torch.cat([p.grad.flatten() for p in net.parameters()])
+
+
+def test_adjoint_gradient_matches_backprop_at_tight_tolerance():
+    net = Net()
+    adjoint = _gradient(Adaptive("dopri5", 1e-11, 1e-11, adjoint=True), net)
+    backprop = _gradient(Adaptive("dopri5", 1e-11, 1e-11, adjoint=False), net)
+    rk4 = _gradient(FixedStepRK4("classic", step_size=1e-3), net)
+    assert torch.allclose(adjoint, backprop, rtol=1e-5, atol=1e-8)
+    assert torch.allclose(adjoint, rk4, rtol=1e-5, atol=1e-8)
+
+
+def test_adjoint_counts_backward_evaluations_and_backprop_none():
+    net = Net()
+    for solve, backward in ((Adaptive("dopri5", 1e-6, 1e-6, adjoint=True), True),
+                            (FixedStepRK4("classic", n_steps=5), False)):
+        y0 = torch.ones(1, 2, dtype=torch.float64)
+        loss = solve(net, y0, torch.tensor([0.0, 1.0], dtype=torch.float64)).sum()
+        forward = solve.nfe
+        loss.backward()
+        assert forward > 0
+        assert (solve.nfe > forward) is backward
+
+
+def test_taylor_check_slopes_on_an_analytic_function():
+    x = torch.tensor([0.3, -1.2, 0.8], dtype=torch.float64, requires_grad=True)
+
+    def loss():
+        return (x**3).sum() + torch.sin(x).prod()
+
+    right = taylor_check(loss, [x])
+    assert right.slope_e0 == pytest.approx(1, abs=0.05)
+    assert right.slope_e1 == pytest.approx(2, abs=0.05)
+    x.grad = None
+    loss().backward()
+    wrong = taylor_check(loss, [x], gradient=[x.grad * 1.2])
+    assert wrong.slope_e1 == pytest.approx(1, abs=0.1)
+
+
+def test_fitted_slope_ignores_round_off_and_large_steps():
+    h = [2.0**-k for k in range(1, 21)]
+    err = [max(5 * x**2, 1e-15) for x in h]
+    assert fitted_slope(h, err, scale=1.0) == pytest.approx(2, abs=1e-9)
+    assert fitted_slope(h[:5], err[:5], scale=1.0) is None
+
+
+def test_taylor_check_through_the_harness_disc_opt_is_second_order():
+    res = run_cell(node_cell("spiral", {"iterations": 1}, "disc_opt",
+                             {"step_size": 1.5 / 29, "taylor": True}))
+    assert res.status == "ok", res.traceback
+    assert res.metrics["taylor_slope_e1"] == pytest.approx(2, abs=0.2)
+    assert res.metrics["taylor_slope_e0"] == pytest.approx(1, abs=0.2)
+    rows = [r for r in res.history if r[3] == "taylor" and r[4] == "taylor_e1"]
+    assert [r[0] for r in rows] == list(range(1, 21))
+
+
+def test_taylor_check_opt_disc_at_loose_tolerance_stalls():
+    res = run_cell(node_cell("spiral", {"iterations": 1}, "opt_disc",
+                             {"rtol": 1e-2, "atol": 1e-2, "taylor": True}))
+    assert res.status == "ok", res.traceback
+    assert res.metrics["taylor_slope_e1"] < 1.5
