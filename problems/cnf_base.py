@@ -5,7 +5,6 @@ the exact trace under three discretizations, inverse error, end time)."""
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,7 @@ import torch
 
 from harness.params import Param
 from harness.plugin import Metric, RunContext
-from solvers.node import Integrator, NodeSolution
+from solvers.node import Integrator, NodeSolution, unless_blown_up
 from solvers.node.cnf import CNF, DIVERGENCES, NONLINEARITIES, inverse_error
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -57,14 +56,16 @@ CNF_METRICS: dict[str, Metric] = {
     "test_nll": Metric(float, "test negative log-likelihood (nats), exact trace, trained "
                               "integrator"),
     "test_nll_fine": Metric(float, "test NLL of the first test batch (≤ 1000 rows) with a "
-                                   "finer integrator (step/4 or tol/100)"),
+                                   "finer integrator (step/4 or tol/100); null if it blows up"),
     "test_nll_dopri": Metric(float, "test NLL of the first test batch (≤ 1000 rows) with "
-                                    "dopri5 at rtol = atol = 1e-8 (float64)"),
+                                    "dopri5 at rtol = atol = 1e-8 (float64); null if it "
+                                    "blows up"),
     "test_nfe": Metric(float, "function evaluations of one forward solve of a test batch, "
                               "trained integrator"),
-    "inv_err": Metric(float, "inverse error ‖f⁻¹(f(x)) − x‖_F / N on a test batch, trained "
-                             "integrator both ways"),
-    "inv_err_dopri": Metric(float, "inverse error with dopri5 at 1e-8 both ways (float64)"),
+    "inv_err": Metric(float, "inverse error ‖f⁻¹(f(x)) − x‖_F / N on the first test batch, "
+                             "trained integrator both ways; null if it blows up"),
+    "inv_err_dopri": Metric(float, "inverse error with dopri5 at 1e-8 both ways (float64); "
+                                   "null if it blows up"),
     "end_time": Metric(float, "trained end time T (mean over blocks)"),
 }
 
@@ -131,11 +132,15 @@ def evaluate_cnf(task: CNFTask, solution: NodeSolution, run: RunContext) -> dict
     out: dict[str, float | None] = {"test_nfe": float(solution.solve.nfe)}
     out["test_nll"] = exact_nll(model, solution.solve, x, task.test_batch)
     first = x[:task.test_batch]  # the re-discretization checks: one batch is enough
-    out["test_nll_fine"] = exact_nll(model, solution.fine, first, task.test_batch)
-    out["inv_err"] = inverse_error(model, solution.solve, first)
     exact, first64 = copy.deepcopy(model).double(), first.double()
-    out["test_nll_dopri"] = exact_nll(exact, solution.reference, first64, task.test_batch)
-    out["inv_err_dopri"] = inverse_error(exact, solution.reference, first64)
-    out["end_time"] = float(torch.stack([b.T.detach() for b in model.blocks]).mean())
-    return {k: (v if v is None or math.isfinite(v) else None) if k.startswith("inv") else v
-            for k, v in out.items()}
+    out.update({
+        "test_nll_fine": unless_blown_up(
+            lambda: exact_nll(model, solution.fine, first, task.test_batch)),
+        "inv_err": unless_blown_up(lambda: inverse_error(model, solution.solve, first)),
+        "test_nll_dopri": unless_blown_up(
+            lambda: exact_nll(exact, solution.reference, first64, task.test_batch)),
+        "inv_err_dopri": unless_blown_up(
+            lambda: inverse_error(exact, solution.reference, first64)),
+        "end_time": float(torch.stack([b.T.detach() for b in model.blocks]).mean()),
+    })
+    return out

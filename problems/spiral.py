@@ -26,7 +26,7 @@ from torch import nn
 
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
-from solvers.node import Integrator, NodeSolution
+from solvers.node import Integrator, NodeSolution, unless_blown_up
 
 A = np.array([[-0.1, 2.0], [-2.0, -0.1]])
 U0 = np.array([2.0, 0.0])
@@ -109,8 +109,10 @@ class Spiral(Problem):
     metrics: ClassVar[dict[str, Metric]] = {
         "test_loss": Metric(float, "sum of squared errors at the data times, trained "
                                    "integrator"),
-        "test_loss_fine": Metric(float, "the same with a finer integrator (step/4 or tol/100)"),
-        "test_loss_dopri": Metric(float, "the same with dopri5 at rtol = atol = 1e-8"),
+        "test_loss_fine": Metric(float, "the same with a finer integrator (step/4 or tol/100); "
+                                        "null if that solve blows up"),
+        "test_loss_dopri": Metric(float, "the same with dopri5 at rtol = atol = 1e-8; null if "
+                                         "that solve blows up"),
         "extrap_err": Metric(float, "RMS error against the true spiral on [0, extrap_end] "
                                     "(trained integrator); null if the prediction blows up"),
     }
@@ -131,13 +133,17 @@ class Spiral(Problem):
 
     def evaluate(self, task: SpiralTask, solution: NodeSolution, run: RunContext) -> dict:
         p = self.params
-        out: dict[str, float | None] = {}
-        with torch.no_grad():
-            for key, solve in (("test_loss", solution.solve), ("test_loss_fine", solution.fine),
-                               ("test_loss_dopri", solution.reference)):
-                out[key] = float(task.loss(solve))
-            t, u = spiral_trajectory(p["extrap_end"], p["n_extrap"])
+        t, u = spiral_trajectory(p["extrap_end"], p["n_extrap"])
+
+        def extrap_err() -> float:
             pred = task.predict(solution.solve, torch.as_tensor(t).to(task.t))
-            err = float(torch.sqrt(((pred - torch.as_tensor(u).to(pred)) ** 2).mean()))
-        out["extrap_err"] = err if math.isfinite(err) else None
-        return out
+            return float(torch.sqrt(((pred - torch.as_tensor(u).to(pred)) ** 2).mean()))
+
+        with torch.no_grad():
+            return {
+                "test_loss": float(task.loss(solution.solve)),
+                "test_loss_fine": unless_blown_up(lambda: float(task.loss(solution.fine))),
+                "test_loss_dopri": unless_blown_up(
+                    lambda: float(task.loss(solution.reference))),
+                "extrap_err": unless_blown_up(extrap_err),
+            }

@@ -11,6 +11,8 @@ from torch import nn
 
 from harness import registry
 from harness.cell import Cell, Resources, cell_id_of
+from harness.errors import InputError
+from harness.grid import parse_grid
 from harness.runner import run_cell
 from solvers.node import (
     Adaptive,
@@ -19,6 +21,7 @@ from solvers.node import (
     reference_solver,
     rk4_step,
     taylor_check,
+    unless_blown_up,
 )
 
 A = np.array([[-0.1, 2.0], [-2.0, -0.1]])
@@ -162,3 +165,72 @@ def test_taylor_check_opt_disc_at_loose_tolerance_stalls():
                              {"rtol": 1e-2, "atol": 1e-2, "taylor": True}))
     assert res.status == "ok", res.traceback
     assert res.metrics["taylor_slope_e1"] < 1.5
+
+
+def test_a_blow_up_is_a_floating_point_error_and_a_null_check():
+    y0 = torch.ones(1, dtype=torch.float64)
+    t = torch.tensor([0.0, 2.0], dtype=torch.float64)  # y' = y² blows up at t = 1
+    with pytest.raises(FloatingPointError, match="underflow"):
+        reference_solver()(lambda t, y: y**2, y0, t)
+    assert unless_blown_up(lambda: float(reference_solver()(lambda t, y: y**2, y0, t)[-1])) is None
+    assert unless_blown_up(lambda: float("inf")) is None
+    assert unless_blown_up(lambda: 1.5) == 1.5
+
+
+def _explicit_rk(weights, f, y, h):
+    """One step of the Tsit5 tableau for an autonomous scalar ODE (the nodes c are unused)."""
+    from solvers.node.tsit5 import A
+
+    k = [f(y)]
+    for row in A:
+        k.append(f(y + h * sum(a * ki for a, ki in zip(row, k, strict=True))))
+    return y + h * sum(b * ki for b, ki in zip(weights, k, strict=True))
+
+
+def test_tsit5_tableau_is_fifth_order_with_a_fourth_order_embedding():
+    from solvers.node.tsit5 import B_ERROR, B
+
+    def f(y):
+        return -y**2 + math.sin(y)  # autonomous, non-linear
+
+    def exact(h):  # a very fine classic RK4 reference
+        return FixedStepRK4("classic", n_steps=4000)(
+            lambda t, y: f(y), torch.tensor([0.8], dtype=torch.float64),
+            torch.tensor([0.0, h], dtype=torch.float64))[-1].item()
+
+    embedded = [b - e for b, e in zip(B, B_ERROR, strict=True)]
+    for weights, order in ((B, 5), (embedded, 4)):
+        errs = [abs(_explicit_rk(weights, f, 0.8, h) - exact(h)) for h in (0.2, 0.1)]
+        assert math.log2(errs[0] / errs[1]) == pytest.approx(order + 1, abs=0.3)  # local
+
+
+def test_tsit5_dense_output_is_consistent():
+    from solvers.node.tsit5 import B, dense_weights
+
+    assert dense_weights(1.0) == pytest.approx(B, abs=1e-12)
+    for theta in (0.1, 0.5, 0.9):
+        assert sum(dense_weights(theta)) == pytest.approx(theta, abs=1e-12)
+
+
+def test_tsit5_through_torchdiffeq_matches_the_analytic_solution():
+    solve = Adaptive("tsit5", 1e-10, 1e-10)
+    t = torch.linspace(0, 3, 13, dtype=torch.float64)  # interior outputs: interpolation
+    ys = solve(linear, torch.as_tensor(Y0), t)
+    assert max(np.abs(ys[k].numpy() - exact(tk)).max() for k, tk in enumerate(t.tolist())) < 1e-9
+    net = Net()
+    adjoint = _gradient(Adaptive("tsit5", 1e-11, 1e-11, adjoint=True), net)
+    backprop = _gradient(Adaptive("dopri5", 1e-11, 1e-11, adjoint=False), net)
+    assert torch.allclose(adjoint, backprop, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("strategy,message", [
+    ("disc_opt: {step_size: 0.1, n_steps: 4}", "n_steps: give step_size or n_steps, not both"),
+    ("disc_opt: {rule: rk5}", "rule"),
+    ("opt_disc: {method: tsit7}", "tsit5"),
+    ("opt_disc: {rtol: 0}", "rtol"),
+])
+def test_bad_node_parameters_name_the_key(strategy, message):
+    text = f"name: x\nexperiments:\n  - problem: spiral\n    strategies:\n      - {strategy}\n"
+    with pytest.raises(InputError) as err:
+        parse_grid(text, "g.yaml")
+    assert str(err.value).startswith("g.yaml: ") and message in str(err.value), str(err.value)

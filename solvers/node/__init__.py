@@ -16,6 +16,7 @@ from .integrators import (
     Integrator,
     reference_solver,
     rk4_step,
+    unless_blown_up,
 )
 from .taylor import TaylorResult, fitted_slope, taylor_check
 from .train import NodeSolution, NodeTask, TrainStats, taylor_step, train_node
@@ -23,5 +24,5 @@ from .train import NodeSolution, NodeTask, TrainStats, taylor_step, train_node
 __all__ = [
     "ADAPTIVE_METHODS", "RK4_RULES", "Adaptive", "FixedStepRK4", "Integrator", "NodeSolution",
     "NodeTask", "TaylorResult", "TrainStats", "fitted_slope", "reference_solver", "rk4_step",
-    "taylor_check", "taylor_step", "train_node",
+    "taylor_check", "taylor_step", "train_node", "unless_blown_up",
 ]

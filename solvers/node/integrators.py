@@ -21,8 +21,10 @@ from itertools import pairwise
 import torch
 from torch import nn
 
+from .tsit5 import register_tsit5
+
 RK4_RULES = ("classic", "3/8")
-ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
+ADAPTIVE_METHODS = ("dopri5", "tsit5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 _GRID_SLACK = 1e-9  # a last step shorter than this fraction of h is dropped, not taken
 
 Func = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -132,16 +134,23 @@ class Adaptive(Integrator):
         if method not in ADAPTIVE_METHODS:
             raise ValueError(f"method must be one of {ADAPTIVE_METHODS}, not {method!r}")
         self.method, self.rtol, self.atol, self.adjoint = method, rtol, atol, adjoint
+        if method == "tsit5":
+            register_tsit5()
 
     def __call__(self, func: Func, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         from torchdiffeq import odeint, odeint_adjoint
 
         counted = _Counted(func, self)
-        if self.adjoint and torch.is_grad_enabled():
-            params = tuple(p for p in counted.parameters() if p.requires_grad)
-            return odeint_adjoint(counted, y0, t, rtol=self.rtol, atol=self.atol,
-                                  method=self.method, adjoint_params=params)
-        return odeint(counted, y0, t, rtol=self.rtol, atol=self.atol, method=self.method)
+        try:
+            if self.adjoint and torch.is_grad_enabled():
+                params = tuple(p for p in counted.parameters() if p.requires_grad)
+                return odeint_adjoint(counted, y0, t, rtol=self.rtol, atol=self.atol,
+                                      method=self.method, adjoint_params=params)
+            return odeint(counted, y0, t, rtol=self.rtol, atol=self.atol, method=self.method)
+        except AssertionError as err:  # torchdiffeq asserts when the step size underflows
+            if "underflow" not in str(err):
+                raise
+            raise FloatingPointError(f"{self.describe()}: {err} (the solution blew up)") from err
 
     def finer(self) -> Adaptive:
         return Adaptive(self.method, self.rtol / 100, self.atol / 100, self.adjoint)
@@ -149,6 +158,17 @@ class Adaptive(Integrator):
     def describe(self) -> str:
         kind = "adjoint" if self.adjoint else "backprop"
         return f"{self.method}({kind}, rtol={self.rtol:g}, atol={self.atol:g})"
+
+
+def unless_blown_up(evaluate: Callable[[], float]) -> float | None:
+    """``evaluate()``, or None when its solve blew up (a non-finite value, or an adaptive
+    step size that underflowed): for re-discretization checks, which must not fail a cell
+    whose training went fine."""
+    try:
+        value = evaluate()
+    except FloatingPointError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def reference_solver(tol: float = 1e-8) -> Adaptive:

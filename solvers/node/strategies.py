@@ -92,8 +92,8 @@ class OptDisc(_NodeStrategy):
 
     name = "opt_disc"
     parameters: ClassVar[dict[str, Param]] = {
-        "method": Param(str, "dopri5", "adaptive torchdiffeq method (torchdiffeq 0.2.5 has no "
-                        "tsit5)", choices=ADAPTIVE_METHODS),
+        "method": Param(str, "dopri5", "adaptive method: torchdiffeq's, or tsit5 (Tsitouras "
+                        "5(4), added to torchdiffeq by this package)", choices=ADAPTIVE_METHODS),
         "rtol": Param(float, 1e-5, "relative tolerance (forward and adjoint)", low=0,
                       low_open=True),
         "atol": Param(float, 1e-5, "absolute tolerance (forward and adjoint)", low=0,
