@@ -23,6 +23,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/do_vs_od.py
+	$(BIN)/python bench/slimtrain_cost.py
 
 install: $(STAMP)
 

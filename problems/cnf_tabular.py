@@ -26,7 +26,7 @@ from harness.plugin import Metric, Problem, RunContext
 from solvers.node import NodeSolution
 
 from .cnf_base import CNF_METRICS, DTYPES, CNFTask, build_model, cnf_parameters, evaluate_cnf
-from .datasets import resolve_data_dir
+from .datasets import data_dir_param, resolve_data_dir
 from .datasets.maf import FILES, Splits, check_maf_files, load_maf
 from .datasets.standins import STANDINS, load_standin
 
@@ -50,8 +50,7 @@ class CNFTabular(Problem):
         "dataset": Param(str, "mix43", "MAF set (power, gas, hepmass, miniboone, bsds300: "
                          "files in data_dir) or stand-in (digits63, mix6, mix8, mix21, mix43)",
                          choices=(*FILES, *STANDINS)),
-        "data_dir": Param(str, None, "folder of the MAF sets (default $HARNESS_DATA)",
-                          nullable=True, identity=False),
+        "data_dir": data_dir_param("the MAF sets"),
         **cnf_parameters(hidden=None, depth=None, nonlinearity=None, num_blocks=None, T=1.0,
                          batch_size=1000, weight_decay=1e-6, val_every=200,
                          divergence="hutchinson"),

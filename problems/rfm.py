@@ -25,7 +25,7 @@ import torch
 from harness.errors import ParamError
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
-from problems.datasets import resolve_data_dir
+from problems.datasets import data_dir_param, resolve_data_dir
 from problems.datasets.digits import N_IMAGES, load_digits_images
 from problems.datasets.mnist import check_files, load_mnist
 
@@ -112,8 +112,7 @@ class RandomFeatureModel(Problem):
     parameters: ClassVar[dict[str, Param]] = {
         "dataset": Param(str, "digits", "image set: digits (bundled) or mnist (IDX files)",
                          choices=("digits", "mnist")),
-        "data_dir": Param(str, None, "folder of the MNIST IDX files (default $HARNESS_DATA)",
-                          nullable=True, identity=False),
+        "data_dir": data_dir_param("the MNIST IDX files"),
         "n_train": Param(int, 512, "training images n", low=1),
         "n_test": Param(int, None, "test images (default: digits: the rest; mnist: 10000)",
                         low=1, nullable=True),

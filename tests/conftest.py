@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ HARNESS = [sys.executable, "-m", "harness.cli"]
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Generated data sets (the CDR surrogate) go to a cache of this test session, not the
+# user's ~/.cache: the tests exercise the generation, and leave nothing behind.
+os.environ.setdefault("HARNESS_CACHE", tempfile.mkdtemp(prefix="harness-cache-"))
 
 
 @pytest.fixture

@@ -54,7 +54,8 @@ def test_seeds_give_different_ids():
 BAD = {
     "unknown problem": ("experiments:\n  - problem: nope\n    strategies: [min_norm]",
                         "experiments[0].problem",
-                        "valid: cnf_tabular, cnf_toy, probe, rfm, spiral"),
+                        "valid: autoencoder, cdr, cnf_tabular, cnf_toy, peaks, probe, rfm, "
+                        "spiral"),
     "unknown strategy": ("experiments:\n  - problem: rfm\n    strategies: [lasso]",
                          "strategies[0]", "valid for rfm: gradient_flow, hybrid, min_norm"),
     "wrong family": ("experiments:\n  - problem: rfm\n    strategies: [probe]",
@@ -117,7 +118,15 @@ def test_missing_grid_file(tmp_path):
 
 def test_demo_grid_is_valid():
     grid = load_grid("grids/demo.yaml")
-    assert len(grid.cells) == 12 * 5 * 3 + 3 * 2 + 2 * 2  # rfm + spiral + cnf_toy
+    assert len(grid.cells) == 12 * 5 * 3 + 3 * 2 + 2 * 2 + 6 * 2 + 2 * 2 + 2 * 2  # rfm, node, sep
+
+
+def test_paper_slimtrain_grid_is_valid():
+    grid = load_grid("grids/paper-slimtrain.yaml")
+    assert len(grid.cells) == 284 and len({c.cell_id for c in grid.cells}) == 284
+    lr = [c for c in grid.cells if c.problem == "cdr" and c.strategy_params.get("r") == 5
+          and c.strategy_params.get("select") == "sgcv"]
+    assert {c.strategy_params["lr"] for c in lr} == {1e-3, 1e-2, 1e-1}
 
 
 def test_paper_do_vs_od_grids_are_valid(tmp_path, monkeypatch):

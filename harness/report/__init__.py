@@ -20,7 +20,7 @@ from ..store import Store
 from .document import Document, Figure, Table, to_html, to_latex, to_markdown
 
 SECTIONS: dict[str, Callable[[ReportContext], list[Any]]] = {}
-SECTION_MODULES = ("harness.report.rfm", "harness.report.node")
+SECTION_MODULES = ("harness.report.rfm", "harness.report.node", "harness.report.separable")
 
 
 def section(family: str):

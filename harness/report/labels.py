@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pandas as pd
 
 from .. import registry
@@ -25,3 +27,13 @@ def with_labels(df: pd.DataFrame) -> pd.DataFrame:
             labels[idx] = f"{name}[{inner}]"
     df["label"] = labels.astype(str)
     return df
+
+
+def by_problem(df: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:
+    """(title, file tag, rows) per problem, and per dataset where the problem has one,
+    e.g. ("cnf_toy / 8gaussians", "cnf_toy-8gaussians", rows)."""
+    keys = ["problem", "p_dataset"] if "p_dataset" in df else ["problem"]
+    for key, rows in df.groupby(keys, sort=True, dropna=False):
+        parts = [str(k) for k in (key if isinstance(key, tuple) else (key,))
+                 if isinstance(k, str)]
+        yield " / ".join(parts), "-".join(parts), rows

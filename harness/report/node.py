@@ -15,7 +15,7 @@ import pandas as pd
 from . import section
 from .claims import compare, load_references
 from .document import Heading, Paragraph, Table, Verdict, fmt
-from .labels import with_labels
+from .labels import by_problem, with_labels
 
 if TYPE_CHECKING:
     from . import ReportContext
@@ -48,11 +48,7 @@ def node_section(ctx: ReportContext) -> list[Any]:
     df = ctx.cells[ctx.cells["family"] == "node"]
     blocks: list[Any] = [Heading("Neural ODEs: Discretize-Optimize vs Optimize-Discretize")]
     comparisons = []
-    keys = ["problem", "p_dataset"] if "p_dataset" in df else ["problem"]
-    for key, rows in df.groupby(keys, sort=True, dropna=False):
-        key = key if isinstance(key, tuple) else (key,)
-        title = " / ".join(str(k) for k in key if isinstance(k, str))
-        tag = "-".join(str(k) for k in key if isinstance(k, str))
+    for title, tag, rows in by_problem(df):
         ok = with_labels(rows[rows["status"] == "ok"])  # variants named within the problem
         blocks.append(Heading(title, 3))
         if ok.empty:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import section
+from .axes import style_axes
 from .claims import compare, load_references, select_strategy
 from .document import Heading, Paragraph, Table, Verdict, fmt
 from .labels import with_labels
@@ -113,12 +114,7 @@ def _hybrid_iterations(ctx: ReportContext, ok: pd.DataFrame, tag: str):
     for m, color in zip(ms, colors, strict=True):
         c = h[h[M] == m].groupby("step")["value"].median()
         ax.plot(c.index, c.values, marker=".", color=color, label=f"m = {m}")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("hybrid iteration k")
-    ax.set_ylabel("test error")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    style_axes(ax, "hybrid iteration k", "test error", xlog=2, ncol=2)
     return ctx.save_figure(fig, f"rfm-{tag}-hybrid-iterations",
                            "Hybrid (default settings): test error of the iterate after k "
                            "iterations, median over seeds.")

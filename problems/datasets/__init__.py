@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from harness.errors import DataError
+from harness.params import Param
 
 DATA_ENV = "HARNESS_DATA"
 
@@ -23,3 +24,10 @@ def resolve_data_dir(data_dir: str | None, dataset: str) -> Path:
         source = "data_dir" if data_dir else DATA_ENV
         raise DataError(f"{source} {str(path)!r} is not a folder")
     return path
+
+
+def data_dir_param(what: str) -> Param:
+    """The ``data_dir`` parameter of a problem reading ``what`` from files: not part of the
+    cell's identity (moving the data keeps cell ids)."""
+    return Param(str, None, f"folder of {what} (default ${DATA_ENV})", nullable=True,
+                 identity=False)

@@ -1,0 +1,14 @@
+"""Separable networks f(y) = W·[F(y; θ); 1] (papers.md §2): slimTrain (slimTik on W, Adam
+on θ) vs Adam on both.
+
+Library use, without the harness::
+
+    from solvers.separable import SlimTik
+    tik = SlimTik(n_targets, n_features, memory_depth=5, select="sgcv", lam_bar=1e-10)
+    step = tik.update(Z, C)     # Z: features × batch (bias row included), C: targets × batch
+    tik.W, step.lam, step.lam_bar
+"""
+
+from .slimtik import DENOMINATORS, SELECT, SlimTik, SlimTikStep, sgcv_values, trial_points
+
+__all__ = ["DENOMINATORS", "SELECT", "SlimTik", "SlimTikStep", "sgcv_values", "trial_points"]
