@@ -30,7 +30,7 @@ install: $(STAMP)
 # The install is redone only when the dependency declarations change.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,mpi]'
 	touch $(STAMP)
 
 clean-demo:

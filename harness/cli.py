@@ -108,6 +108,23 @@ def _output_folder(path: str, *, must_exist: bool) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.backend != "mpi":
+        return _run(args)
+    from .executors.mpi_executor import comm, release_workers, serve
+
+    if args.workers:
+        raise InputError(f"--workers {args.workers} does not apply to --backend mpi: the "
+                         f"MPI ranks (mpiexec -n N) are the workers", file="harness run")
+
+    if comm().Get_rank() != 0:  # a worker rank: run what rank 0 hands out
+        return serve(Path(args.out) / "logs" if Path(args.out).is_dir() else None)
+    try:
+        return _run(args)
+    finally:
+        release_workers()  # on every exit of rank 0, bad input included
+
+
+def _run(args: argparse.Namespace) -> int:
     from .grid import load_grid
 
     if args.address and args.backend != "ray":

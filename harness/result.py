@@ -47,6 +47,7 @@ class CellResult:
     host: str | None = None
     worker: str | None = None
     backend: str | None = None
+    rank: int | None = None  # MPI rank that ran the cell
     python: str | None = None
     torch: str | None = None
     cuda: str | None = None

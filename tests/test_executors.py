@@ -7,7 +7,7 @@ from harness.driver import run_grid
 from harness.grid import parse_grid
 from harness.store import load_cells, load_history
 
-BACKENDS = ["local", "ray"]
+BACKENDS = ["local", "ray", "mpi"]  # mpi: one rank, in this process (test_mpi.py runs mpiexec)
 
 SUITE = """
 name: exec

@@ -6,13 +6,13 @@ from pathlib import Path
 
 from .base import Event, Executor, Finished, Started
 
-BACKENDS = ("ray", "local")
+BACKENDS = ("ray", "local", "mpi")
 DEFAULT_BACKEND = "ray"
 
 
 def make_executor(backend: str, *, workers: int | None = None, address: str | None = None,
                   log_dir: Path | None = None) -> Executor:
-    """The executor for ``backend`` ('ray' or 'local')."""
+    """The executor for ``backend`` ('ray', 'local' or 'mpi'; for mpi, on rank 0)."""
     if backend == "local":
         from .local import LocalExecutor
 
@@ -21,6 +21,10 @@ def make_executor(backend: str, *, workers: int | None = None, address: str | No
         from .ray_executor import RayExecutor
 
         return RayExecutor(address=address, workers=workers)
+    if backend == "mpi":
+        from .mpi_executor import MPIExecutor
+
+        return MPIExecutor(log_dir=log_dir)
     raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
 
 
