@@ -111,11 +111,10 @@ class CNFTabular(Problem):
             return train[order[epoch][k * batch:(k + 1) * batch]]
 
         test = splits.test[: p["n_test"]] if p["n_test"] else splits.test
-        task = CNFTask(build_model(p, splits.dim, run.device), draw, tensor(splits.val),
+        return CNFTask(build_model(p, splits.dim, run.device), draw, tensor(splits.val),
                        tensor(test), p["iterations"], p["lr"], p["weight_decay"],
-                       p["val_every"])
-        task.ref_nll = float(ref[:len(test)].mean()) if ref is not None else None
-        return task
+                       p["val_every"],
+                       ref_nll=float(ref[:len(test)].mean()) if ref is not None else None)
 
     def evaluate(self, task: CNFTask, solution: NodeSolution, run: RunContext) -> dict:
         return {**evaluate_cnf(task, solution, run), "ref_nll": task.ref_nll}

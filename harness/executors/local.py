@@ -29,6 +29,13 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU")]
 
 
+def pinned_worker(label: str, backend: str, slot: int, gpus: list[str],
+                  log_path: Path | None) -> CellWorker:
+    """A CellWorker that sees only GPU ``slot mod len(gpus)`` (all devices if none)."""
+    env = {"CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]} if gpus else {}
+    return CellWorker(label, backend=backend, log_path=log_path, env=env)
+
+
 class LocalExecutor(Executor):
     """``workers`` supervised processes, each taking the next cell when it is free.
 
@@ -46,9 +53,8 @@ class LocalExecutor(Executor):
     def _make_workers(self, n: int) -> None:
         gpus = visible_gpus()
         for i in range(n):
-            env = {"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} if gpus else {}
             log = self.log_dir / f"worker-local-{i}.log" if self.log_dir else None
-            worker = CellWorker(f"local-{i}", backend=self.name, log_path=log, env=env)
+            worker = pinned_worker(f"local-{i}", self.name, i, gpus, log)
             worker.start()  # import torch now, in parallel with the other workers
             self._pool.append(worker)
 

@@ -29,7 +29,7 @@ from ..cell import Cell
 from ..errors import InputError
 from ..worker import CellWorker
 from .base import Event, Executor, Finished, Started
-from .local import visible_gpus
+from .local import pinned_worker, visible_gpus
 
 TAG_CELL, TAG_RESULT, TAG_STOP = 1, 2, 3
 POLL_S = 0.005
@@ -55,11 +55,9 @@ def local_rank() -> int:
 
 
 def _cell_worker(rank: int, log_dir: Path | None) -> CellWorker:
-    gpus = visible_gpus()
-    env = {"CUDA_VISIBLE_DEVICES": gpus[local_rank() % len(gpus)]} if gpus else {}
     log = log_dir / f"worker-mpi-{rank}.log" if log_dir else None
-    return CellWorker(f"mpi-{rank}@{socket.gethostname()}", backend="mpi", log_path=log,
-                      env=env)
+    return pinned_worker(f"mpi-{rank}@{socket.gethostname()}", "mpi", local_rank(),
+                         visible_gpus(), log)
 
 
 def serve(log_dir: Path | None = None) -> int:
@@ -114,12 +112,16 @@ class MPIExecutor(Executor):
 
         todo = list(reversed(cells))
         busy: dict[int, Cell] = {}
+
+        def hand_out(rank: int) -> Iterator[Event]:
+            """Send the next cell, if any, to the idle ``rank``."""
+            if todo:
+                busy[rank] = todo.pop()
+                self.world.send(busy[rank], dest=rank, tag=TAG_CELL)
+                yield Started(busy[rank])
+
         for rank in range(1, self.world.Get_size()):
-            if not todo:
-                break
-            busy[rank] = todo.pop()
-            self.world.send(busy[rank], dest=rank, tag=TAG_CELL)
-            yield Started(busy[rank])
+            yield from hand_out(rank)
         status = MPI.Status()
         while busy:
             # Poll rather than block in MPI: a blocked receive would hold back Ctrl-C and
@@ -128,13 +130,8 @@ class MPIExecutor(Executor):
                 time.sleep(POLL_S)
             result = self.world.recv(source=MPI.ANY_SOURCE, tag=TAG_RESULT, status=status)
             rank = status.Get_source()
-            cell = busy.pop(rank)
-            if todo:
-                busy[rank] = todo.pop()
-                self.world.send(busy[rank], dest=rank, tag=TAG_CELL)
-            yield Finished(cell, result)
-            if rank in busy:
-                yield Started(busy[rank])
+            yield Finished(busy.pop(rank), result)
+            yield from hand_out(rank)
 
     def _run_here(self, cells: Sequence[Cell]) -> Iterator[Event]:
         self._local = _cell_worker(0, self.log_dir)

@@ -8,6 +8,7 @@ the clock at a target loss and run the Taylor check at the initial weights.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from contextlib import nullcontext
@@ -122,7 +123,7 @@ def train_node(task: NodeTask, solve: Integrator, run: Any = None, *,
         synchronize(device)
         dt = time.perf_counter() - t0
         value = float(loss.detach())
-        if not torch.isfinite(torch.tensor(value)):
+        if not math.isfinite(value):
             raise FloatingPointError(f"non-finite training loss {value} at iteration {step}")
         elapsed += dt
         stats.loss.append(value)

@@ -93,8 +93,8 @@ class SlimTik:
             # W(Λ)Z − C = R − a(Λ) V with a = (P + ΛQ) D(Λ), V = UᵀZ: only Gram-sized
             # products are needed, never a trial × observations array.
             P, Q = RZ @ U, self.W @ U
-            VV, VR = U.T @ self.memory[-1] @ U, (RZ @ U).T
-            scores = sgcv_values(lams, self.lam_bar, s2, float((R**2).sum()), P, Q, VV, VR,
+            VV = U.T @ self.memory[-1] @ U
+            scores = sgcv_values(lams, self.lam_bar, s2, float((R**2).sum()), P, Q, VV,
                                  C.shape[0], Z.shape[1], self.denominator)
             best = int(torch.argmin(scores))
             lam, value = float(lams[best]), float(scores[best])
@@ -112,14 +112,14 @@ class SlimTik:
 
 
 def sgcv_values(lams: torch.Tensor, lam_bar: float, s2: torch.Tensor, RR: float,
-                P: torch.Tensor, Q: torch.Tensor, VV: torch.Tensor, VR: torch.Tensor,
-                n_targets: int, n_b: int, denominator: str = "observations") -> torch.Tensor:
+                P: torch.Tensor, Q: torch.Tensor, VV: torch.Tensor, n_targets: int, n_b: int,
+                denominator: str = "observations") -> torch.Tensor:
     """sGCV at each Λ in ``lams``, from the eigen-decomposition M Mᵀ = U diag(s2) Uᵀ and
-    RR = ‖R‖², P = R Zᵀ U, Q = W U, VV = Uᵀ Z Zᵀ U, VR = Uᵀ Z Rᵀ (see :class:`SlimTik`):
-    ‖R − aV‖² = ‖R‖² − 2⟨a, (VR)ᵀ⟩ + Σ_t a_t VV a_tᵀ with a = (P + ΛQ) D(Λ)."""
+    RR = ‖R‖², P = R Zᵀ U, Q = W U, VV = Uᵀ Z Zᵀ U (see :class:`SlimTik`), with V = UᵀZ:
+    ‖R − aV‖² = ‖R‖² − 2⟨a, R Vᵀ⟩ + Σ_t a_t VV a_tᵀ, R Vᵀ = P, a = (P + ΛQ) D(Λ)."""
     D = 1.0 / (s2[None, :] + (lam_bar + lams)[:, None])           # trials × features
     a = (P[None] + lams[:, None, None] * Q[None]) * D[:, None, :]  # trials × targets × f
-    num = RR - 2 * torch.einsum("ktf,ft->k", a, VR) + torch.einsum("ktf,fg,ktg->k", a, VV, a)
+    num = RR - 2 * torch.einsum("ktf,tf->k", a, P) + torch.einsum("ktf,fg,ktg->k", a, VV, a)
     trace = n_targets * (D * torch.diagonal(VV)[None, :]).sum(1)
     total = n_b * n_targets if denominator == "observations" else n_b
     return num.clamp_min(0) / (total - trace) ** 2
