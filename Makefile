@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/do_vs_od.py
 	$(BIN)/python bench/slimtrain_cost.py
+	$(BIN)/python bench/scaling.py
 
 install: $(STAMP)
 

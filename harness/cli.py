@@ -1,7 +1,9 @@
-"""The ``harness`` command: run, status, report, list.
+"""The ``harness`` command: run, submit, status, cancel, report, list.
 
 Exit codes: 0 success (every cell ok), 1 some cells failed, 2 bad input (one line on
-stderr naming the file, key and value), 130 interrupted.
+stderr naming the file, key and value), 130 interrupted (Ctrl-C), 143 stopped by SIGTERM or
+SIGUSR1 (preemption, time limit, scancel). When stopped, the cells in flight are recorded
+``preempted`` and the same command continues with what is left.
 """
 
 from __future__ import annotations
@@ -9,12 +11,11 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections import Counter
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, Preempted
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_PREEMPTED = 0, 1, 2, 130, 143
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,8 +35,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: an integer ≥ 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .executors import BACKENDS, DEFAULT_BACKEND
+    from .slurm.directives import MODES
 
     parser = _Parser(prog="harness", description="Benchmark harness for scientific ML: "
                      "grids of problems × training strategies, results in Parquet, reports.")
@@ -59,6 +71,50 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="print the cells and their count; run nothing")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--shard", metavar="I/N",
+                     help="run only shard I of N (cells I, I+N, I+2N, … in grid order); "
+                          "shards of one folder may run at the same time")
+
+    submit = sub.add_parser(
+        "submit", help="submit a grid to Slurm and return at once",
+        description="Render an sbatch script into DIR/slurm/, submit it and print the job id "
+        "(non-blocking). Follow with 'harness status DIR'; resubmitting resumes.")
+    submit.add_argument("grid", metavar="GRID", help="grid YAML file")
+    submit.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    submit.add_argument("--mode", choices=MODES, default="array",
+                        help="array: one array task per shard of cells; ray: a Ray cluster "
+                        "across the nodes; mpi: srun --mpi=pmi2 with the mpi backend "
+                        "(default: array)")
+    submit.add_argument("--nodes", type=_positive_int, default=1, metavar="N",
+                        help="nodes (ray, mpi; default 1)")
+    submit.add_argument("--gpus-per-node", type=_count, default=0, metavar="G",
+                        help="GPUs per node (array: per task; default 0)")
+    submit.add_argument("--cpus-per-task", type=_positive_int, default=1, metavar="C",
+                        help="cores per array task, Ray node or MPI rank (default 1)")
+    submit.add_argument("--tasks-per-node", type=_positive_int, metavar="T",
+                        help="mpi: ranks per node (default: GPUs per node, or 1)")
+    submit.add_argument("--mem", metavar="M", help="memory per node, e.g. 16G")
+    submit.add_argument("--time", metavar="T", help="time limit, e.g. 2:00:00 or 1-00:00:00")
+    submit.add_argument("--partition", metavar="P", help="Slurm partition")
+    submit.add_argument("--account", metavar="A", help="Slurm account")
+    submit.add_argument("--max-parallel", type=_positive_int, metavar="K",
+                        help="array: at most K tasks at once (%%K)")
+    submit.add_argument("--shards", type=_positive_int, default=32, metavar="S",
+                        help="array: number of tasks (at most one per cell; default 32)")
+    submit.add_argument("--warn", type=_count, default=120, metavar="S",
+                        help="seconds before the time limit at which the job stops its cells "
+                        "and requeues itself (default 120)")
+    submit.add_argument("--setup", action="append", default=[], metavar="CMD",
+                        help="shell command run before the harness, e.g. 'module load cuda' "
+                        "(repeatable)")
+    submit.add_argument("--sbatch", action="append", default=[], metavar="OPT",
+                        help="extra sbatch option, e.g. --qos=high (repeatable)")
+    submit.add_argument("--dry-run", action="store_true",
+                        help="write the script and print it; submit nothing")
+
+    cancel = sub.add_parser("cancel", help="cancel the Slurm jobs of an output folder",
+                            description="scancel every job submitted into DIR.")
+    cancel.add_argument("out", metavar="DIR", help="output folder of 'harness submit'")
 
     status = sub.add_parser("status", help="counts by status and the failed cells",
                             description="Show how the cells in DIR stand.")
@@ -86,11 +142,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help()
             return EXIT_INPUT
-        return {"run": cmd_run, "status": cmd_status, "report": cmd_report,
-                "list": cmd_list}[args.command](args)
+        return {"run": cmd_run, "submit": cmd_submit, "status": cmd_status,
+                "cancel": cmd_cancel, "report": cmd_report, "list": cmd_list}[args.command](args)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INPUT
+    except Preempted:
+        print("\nstopped by SIGTERM/SIGUSR1: every finished cell is saved, the cells in flight "
+              "are recorded 'preempted'; run the same command again to continue",
+              file=sys.stderr)
+        return EXIT_PREEMPTED
     except KeyboardInterrupt:
         print("\ninterrupted: every finished cell is saved; run the same command again to "
               "continue", file=sys.stderr)
@@ -126,7 +187,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .grid import load_grid
+    from .shard import Shard
 
+    shard = Shard.parse(args.shard) if args.shard else None
     if args.address and args.backend != "ray":
         raise InputError(f"--address {args.address!r} is only for --backend ray",
                          file="harness run")
@@ -141,15 +204,22 @@ def _run(args: argparse.Namespace) -> int:
 
     from .driver import run_grid
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
+    def on_stop(signum, frame):
+        # Once: Slurm signals every process of the job and the job script passes the
+        # signal on too; a second one must not interrupt the recording of the first.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        raise Preempted(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGUSR1, on_stop)
     summary = run_grid(grid, out, backend=args.backend, workers=args.workers,
                        address=args.address, retry_failed=args.retry_failed, force=args.force,
-                       progress=False if args.quiet else None)
+                       progress=False if args.quiet else None, shard=shard)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items()))
-    print(f"{grid.name}: {len(grid.cells)} cells ({counts}); ran {summary.ran} now; "
+    what = f"shard {shard} of {grid.name}: {sum(summary.counts.values())}" if shard else \
+        f"{grid.name}: {len(grid.cells)}"
+    print(f"{what} cells ({counts}); ran {summary.ran} now; "
           f"results in {summary.out}")
     _print_failures(summary.failures)
     return EXIT_OK if summary.all_ok else EXIT_FAILED
@@ -168,35 +238,66 @@ def _print_failures(failures: list, limit: int = 20) -> None:
         print(f"  ({hint} to run the failed cells again)")
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from .store import Store
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .slurm.directives import Request
+    from .slurm.submit import submit_grid
 
-    out = _output_folder(args.out, must_exist=True)
-    df = Store(out).cells()
-    counts = Counter(df["status"]) if len(df) else Counter()
-    expected = _grid_size(out)
-    line = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no cells yet"
-    total = f" of {expected}" if expected is not None else ""
-    print(f"{out}: {len(df)}{total} cells recorded ({line})")
-    if expected is not None and expected > len(df):
-        print(f"  {expected - len(df)} cell(s) not run yet")
-    bad = df[df["status"] != "ok"]
-    for row in bad.itertuples():
-        print(f"  {row.cell_id}  {row.status:<9} {row.problem} {row.strategy} seed={row.seed}"
-              f"  {row.error or ''}")
+    req = Request(mode=args.mode, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
+                  cpus_per_task=args.cpus_per_task, tasks_per_node=args.tasks_per_node,
+                  mem=args.mem, time=args.time, partition=args.partition,
+                  account=args.account, max_parallel=args.max_parallel, shards=args.shards,
+                  warn_s=args.warn, extra=list(args.sbatch))
+    done = submit_grid(args.grid, args.out, req, setup=tuple(args.setup),
+                       dry_run=args.dry_run)
+    if args.dry_run:
+        print(done.script.read_text())
+        print(f"# dry run: script written to {done.script}; nothing submitted")
+    elif done.job_id is None:
+        print(f"nothing to submit: all {done.cells} cells of the grid are finished in "
+              f"{args.out} (harness status {args.out})")
+    else:
+        print(f"submitted job {done.job_id} ({args.mode}): {done.to_run} of {done.cells} "
+              f"cells to run; script {done.script}")
+        print(f"follow with: harness status {args.out}")
     return EXIT_OK
 
 
-def _grid_size(out: Path) -> int | None:
-    grid_file = out / "grid.yaml"
-    if not grid_file.exists():
-        return None
-    from .grid import parse_grid
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import folder_status
+    from .store import Store
 
-    try:
-        return len(parse_grid(grid_file.read_text(), str(grid_file), check_inputs=False).cells)
-    except InputError:
-        return None
+    out = _output_folder(args.out, must_exist=True)
+    st = folder_status(out)
+    if not st.cells:  # no grid copy in the folder: what is recorded
+        print(f"{out}: {st.recorded} cells recorded")
+        return EXIT_OK
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(st.counts.items()))
+    print(f"{out}: {st.recorded} of {len(st.cells)} cells recorded ({counts})")
+    for job, summary in st.jobs:
+        print(f"  job {job.job_id} ({job.mode}, {job.shards} task(s)): {summary}")
+    if st.note:
+        print(f"  note: {st.note}")
+    errors = {}
+    bad = [(c, s) for c, s in st.cells if s not in ("ok", "running", "pending", "not run")]
+    if bad:
+        df = Store(out).cells()
+        errors = dict(zip(df["cell_id"], df["error"].fillna(""), strict=True))
+    for cell, state in bad:
+        print(f"  {cell.cell_id}  {state:<9} {cell.label()}  {errors.get(cell.cell_id, '')}")
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from .slurm.jobs import load_jobs
+    from .slurm.scheduler import cancel
+
+    out = _output_folder(args.out, must_exist=True)
+    ids = [j.job_id for j in load_jobs(out)]
+    if not ids:
+        raise InputError("no Slurm jobs were submitted into this folder", file=str(out))
+    cancel(ids)
+    print(f"cancelled job(s) {', '.join(ids)}; finished cells stay in {out}")
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -5,6 +5,13 @@ Resume rules (DESIGN §4): a cell whose latest attempt is ``ok`` is skipped; fai
 and never-finished cells are always run; ``force`` reruns everything. The driver alone
 writes, one atomic file pair per finished cell, so an interruption at any moment loses
 no finished cell.
+
+Stopping from outside (Ctrl-C, or SIGTERM/SIGUSR1, which the CLI turns into
+:class:`~harness.errors.Preempted`: Slurm preemption, the time-limit warning, scancel)
+kills the in-flight cells and records each as ``preempted``; the next run picks them up
+again. While a run goes on, ``runs/<run_id>.inflight.json`` lists the cells it is running
+(``harness status`` reads it). With a :class:`~harness.shard.Shard` (one Slurm array task)
+the driver runs only that shard's cells and shares the folder with the other shards.
 """
 
 from __future__ import annotations
@@ -12,18 +19,22 @@ from __future__ import annotations
 import json
 import secrets
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .cell import SCHEMA_VERSION, Cell
+from .errors import Preempted
 from .executors import DEFAULT_BACKEND, Finished, make_executor
 from .grid import Grid
 from .progress import Progress
 from .provenance import run_provenance
-from .result import FAILED, OK, CellResult
+from .result import FAILED, OK, PREEMPTED, CellResult
 from .rows import cell_row, history_rows
+from .shard import Shard
+from .slurm.env import slurm_job_id
 from .store import Store
 
 
@@ -37,12 +48,12 @@ class Plan:
     kept_failed: list[Cell] = field(default_factory=list)  # failed, not retried
 
 
-def plan_run(grid: Grid, store: Store, *, retry_failed: bool = False,
+def plan_run(cells: Sequence[Cell], store: Store, *, retry_failed: bool = False,
              force: bool = False) -> Plan:
-    """Decide which cells to run, from the latest status of each cell in ``store``."""
+    """Decide which of ``cells`` to run, from the latest status of each cell in ``store``."""
     latest = store.latest_status()
     plan = Plan(to_run=[], attempts={})
-    for cell in grid.cells:
+    for cell in cells:
         status, attempt = latest.get(cell.cell_id, (None, 0))
         plan.attempts[cell.cell_id] = attempt + 1
         if force or status is None:
@@ -75,31 +86,52 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-def _write_manifest(store: Store, grid: Grid, run_id: str, info: dict[str, Any]) -> None:
-    path = store.out / "runs" / f"{run_id}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=2, default=str))
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
     tmp.replace(path)
-    (store.out / "grid.yaml").write_text(grid.text)
+
+
+def write_grid_copy(out: Path, grid: Grid) -> None:
+    """``out/grid.yaml``: the grid's text, which ``harness status`` expands into cells."""
+    grid_file = out / "grid.yaml"
+    if not grid_file.exists() or grid_file.read_text() != grid.text:
+        tmp = grid_file.with_name(f".grid.yaml.{secrets.token_hex(4)}.tmp")
+        tmp.write_text(grid.text)
+        tmp.replace(grid_file)  # atomic: array tasks write it at the same time
+
+
+def _write_manifest(store: Store, grid: Grid, run_id: str, info: dict[str, Any]) -> None:
+    _write_json(store.out / "runs" / f"{run_id}.json", info)
+    write_grid_copy(store.out, grid)
+
+
+def inflight_path(out: Path, run_id: str) -> Path:
+    """The file listing the cells a run is running now (removed when the run ends)."""
+    return out / "runs" / f"{run_id}.inflight.json"
 
 
 def run_grid(
     grid: Grid, out: str | Path, *, backend: str = DEFAULT_BACKEND, workers: int | None = None,
     address: str | None = None, retry_failed: bool = False, force: bool = False,
-    progress: bool | None = None,
+    progress: bool | None = None, shard: Shard | None = None,
 ) -> RunSummary:
-    """Run ``grid`` into ``out`` and return the summary. ``progress``: None draws a bar on a
-    terminal and log lines otherwise; False prints nothing."""
+    """Run ``grid`` (only ``shard``'s cells if given) into ``out`` and return the summary.
+    ``progress``: None draws a bar on a terminal and log lines otherwise; False prints
+    nothing."""
     store = Store(out)
     run_id = new_run_id()
-    with store.lock():
+    cells = shard.select(grid.cells) if shard else grid.cells
+    mine = {c.cell_id for c in cells} if shard else None
+    with store.lock(str(shard) if shard else None):
         store.create()
-        plan = plan_run(grid, store, retry_failed=retry_failed, force=force)
+        plan = plan_run(cells, store, retry_failed=retry_failed, force=force)
         prov = run_provenance()
         info: dict[str, Any] = {
             "run_id": run_id, "grid": grid.name, "grid_file": grid.path,
             "schema_version": SCHEMA_VERSION, "backend": backend, "workers": workers,
             "address": address, "retry_failed": retry_failed, "force": force,
+            "shard": str(shard) if shard else None, "slurm_job_id": slurm_job_id(),
             "started_at": datetime.now(UTC).isoformat(), "cells_in_grid": len(grid.cells),
             "cells_to_run": len(plan.to_run), "already_ok": len(plan.already_ok),
             "kept_failed": len(plan.kept_failed), **prov,
@@ -109,41 +141,69 @@ def run_grid(
         bar = Progress(len(plan.to_run), label=lambda c: c.label(swept)) if (
             progress is not False and plan.to_run) else None
         results: dict[str, CellResult] = {}
+        inflight: dict[str, tuple[Cell, datetime]] = {}
+        track = inflight_path(store.out, run_id)
+
+        def write(cell: Cell, result: CellResult) -> None:
+            attempt = plan.attempts[cell.cell_id]
+            store.write_attempt(
+                cell_row(cell, result, attempt=attempt, run_id=run_id, provenance=prov),
+                history_rows(cell, result, attempt=attempt))
+            results[cell.cell_id] = result
+
         try:
             if plan.to_run:
                 with make_executor(backend, workers=workers, address=address,
                                    log_dir=store.out / "logs") as executor:
                     for event in executor.run(plan.to_run):
+                        cell = event.cell
                         if not isinstance(event, Finished):
+                            inflight[cell.cell_id] = (cell, datetime.now(UTC))
+                            _write_json(track, sorted(inflight))
                             if bar:
-                                bar.started(event.cell)
+                                bar.started(cell)
                             continue
-                        cell, result = event.cell, event.result
-                        attempt = plan.attempts[cell.cell_id]
-                        store.write_attempt(
-                            cell_row(cell, result, attempt=attempt, run_id=run_id,
-                                     provenance=prov),
-                            history_rows(cell, result, attempt=attempt))
-                        results[cell.cell_id] = result
-                        if result.traceback:
-                            _log_failure(store, cell, result)
+                        # Off the in-flight list before the write: a stop in between
+                        # leaves the cell unrecorded (rerun), never recorded twice.
+                        inflight.pop(cell.cell_id, None)
+                        write(cell, event.result)
+                        _write_json(track, sorted(inflight))
+                        if event.result.traceback:
+                            _log_failure(store, cell, event.result)
                         if bar:
-                            bar.finished(cell, result)
-            store.compact()
+                            bar.finished(cell, event.result)
+            store.compact(mine)
+        except (KeyboardInterrupt, Preempted) as stop:
+            # The executor is closed by now (its workers killed): record what they ran.
+            why = "SIGTERM/SIGUSR1 (preemption, time limit or scancel)" if isinstance(
+                stop, Preempted) else "interrupted (Ctrl-C)"
+            for cell, started in inflight.values():
+                write(cell, _preempted(cell, started, backend, why))
+            info["stopped"] = why
+            raise
         finally:
             if bar:
                 bar.close()
+            track.unlink(missing_ok=True)
             info["finished_at"] = datetime.now(UTC).isoformat()
             info["cells_finished"] = len(results)
             _write_manifest(store, grid, run_id, info)
     latest = store.latest_status()
-    status = {c.cell_id: latest.get(c.cell_id, ("missing", 0))[0] for c in grid.cells}
+    status = {c.cell_id: latest.get(c.cell_id, ("missing", 0))[0] for c in cells}
     counts = Counter(status.values())
-    not_ok = [c for c in grid.cells if status[c.cell_id] != OK]
+    not_ok = [c for c in cells if status[c.cell_id] != OK]
     errors = _errors(store) if not_ok else {}
     failures = [(c, status[c.cell_id], errors.get(c.cell_id, "")) for c in not_ok]
     return RunSummary(out=store.out, run_id=run_id, ran=len(results), counts=counts,
                       failures=failures)
+
+
+def _preempted(cell: Cell, started: datetime, backend: str, why: str) -> CellResult:
+    now = datetime.now(UTC)
+    return CellResult(cell_id=cell.cell_id, status=PREEMPTED, error=f"Preempted: {why}",
+                      started_at=started, finished_at=now,
+                      wall_s=(now - started).total_seconds(), backend=backend,
+                      slurm_job_id=slurm_job_id())
 
 
 def _errors(store: Store) -> dict[str, str]:

@@ -30,3 +30,9 @@ class ParamError(ValueError):
 
 class DataError(InputError):
     """A data file is missing, unreadable or malformed."""
+
+
+class Preempted(BaseException):
+    """The driver was told to stop from outside (SIGTERM or SIGUSR1: Slurm preemption, the
+    time-limit warning, scancel). A BaseException, like KeyboardInterrupt, so that no
+    ``except Exception`` on the way swallows it."""

@@ -19,7 +19,8 @@ STATUSES = {
     TIMEOUT: "ran past its timeout_s and was killed",
     DIVERGED: "finished, but a metric is NaN or infinite (or the strategy reported divergence)",
     OOM: "ran out of memory (MemoryError, CUDA OOM, or killed by the kernel's OOM killer)",
-    PREEMPTED: "stopped from outside before finishing (interrupt, preemption); rerun by default",
+    PREEMPTED: "stopped from outside before finishing (Ctrl-C, SIGTERM: preemption, time limit, "
+               "scancel); rerun by default",
     SKIPPED: "not run: a requirement (e.g. CUDA) is missing where it was placed; rerun by default",
 }
 FAILED = frozenset({ERROR, TIMEOUT, DIVERGED, OOM})  # rerun only with --retry-failed
@@ -45,6 +46,8 @@ class CellResult:
     n_gpus: int = 0
     gpu_name: str | None = None
     host: str | None = None
+    node: str | None = None  # Slurm node name under Slurm, else the host name
+    slurm_job_id: str | None = None
     worker: str | None = None
     backend: str | None = None
     rank: int | None = None  # MPI rank that ran the cell

@@ -72,7 +72,9 @@ def _core() -> list[Column]:
             ("host", s, "host name of the worker"),
             ("backend", s, "executor: local, ray, …"),
             ("worker", s, "worker slot that ran the cell"),
-            ("slurm_job_id", s, "Slurm job id when run under Slurm"),
+            ("node", s, "Slurm node name (SLURMD_NODENAME) under Slurm, else the host name"),
+            ("slurm_job_id", s, "Slurm job that ran the cell: JOBID, or ARRAYJOB_TASK for an "
+                                "array task; null outside Slurm"),
             ("rank", i, "MPI rank when run under MPI"),
             ("timeout_s", f, "requested time limit (s)"),
             ("cpus", i, "requested CPU cores (torch threads)"),
@@ -148,3 +150,13 @@ def cells_table(rows: list[dict[str, Any]], schema: pa.Schema | None = None) -> 
     return pa.Table.from_pylist(
         [{name: row.get(name) for name in schema.names} for row in rows], schema=schema
     )
+
+
+def deterministic_metric_columns() -> list[str]:
+    """Metric columns that the same cell reproduces exactly on any backend or machine
+    (every declared metric except timings, unit ``s``)."""
+    names = set()
+    for table in (registry.problems(), registry.strategies()):
+        for cls in table.values():
+            names |= {m for m, metric in cls.metrics.items() if metric.unit != "s"}
+    return sorted(names)

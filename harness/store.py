@@ -14,10 +14,11 @@ import contextlib
 import fcntl
 import os
 import re
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 from .errors import InputError
 from .schema import HISTORY_SCHEMA, cells_schema, cells_table
 
+T = TypeVar("T")
 CELLS, HISTORY = "cells", "history"
 _TMP_PREFIX = "."  # pyarrow.dataset and DuckDB's *.parquet globs skip these
 
@@ -63,6 +65,19 @@ def _keys(path: Path) -> set[tuple[str, int]]:
     t = pq.read_table(path, columns=["cell_id", "attempt"])
     return set(zip(t.column("cell_id").to_pylist(), t.column("attempt").to_pylist(),
                    strict=True))
+
+
+def _reading(read: Callable[[], T]) -> T:
+    """``read()``, again if a file vanished under it: another shard's driver merged its
+    files in between (the merged file holds the same rows)."""
+    for attempt in range(5):
+        try:
+            return read()
+        except FileNotFoundError:
+            if attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _read(folder: Path, schema: pa.Schema) -> pa.Table:
@@ -105,19 +120,34 @@ class Store:
             d.mkdir(parents=True, exist_ok=True)
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Exclusive use of the folder by one driver; a second one fails with exit code 2."""
+    def lock(self, shard: str | None = None) -> Iterator[None]:
+        """Exclusive use of the folder by one driver; a second one fails with exit code 2.
+
+        With ``shard`` (e.g. ``"3/8"``: one Slurm array task) the folder is shared with the
+        drivers of the other shards and only that shard is exclusive."""
         self.out.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        with contextlib.ExitStack() as stack:
+            if shard is None:
+                stack.enter_context(self._flock(".lock", fcntl.LOCK_EX))
+            else:
+                stack.enter_context(self._flock(".lock", fcntl.LOCK_SH))
+                name = ".lock-shard-" + shard.replace("/", "-of-")
+                stack.enter_context(self._flock(name, fcntl.LOCK_EX))
+            yield
+
+    @contextlib.contextmanager
+    def _flock(self, name: str, mode: int) -> Iterator[None]:
+        fd = os.open(self.out / name, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
                 raise InputError(f"the folder is in use by {holder}; wait for it or use "
                                  "another --out", file=str(self.out)) from None
-            os.ftruncate(fd, 0)
-            os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
+            if mode == fcntl.LOCK_EX:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
             yield
         finally:
             os.close(fd)
@@ -131,15 +161,25 @@ class Store:
                          self.history_dir / f"{stem}.parquet")
         write_atomic(cells_table([row]), self.cells_dir / f"{stem}.parquet")
 
-    def compact(self) -> None:
-        """Merge each folder's files into one (atomic); safe to interrupt at any point."""
+    def compact(self, cell_ids: set[str] | None = None) -> None:
+        """Merge each folder's files into one (atomic); safe to interrupt at any point.
+
+        With ``cell_ids`` only the one-attempt files of those cells are merged (into a new
+        part file): what a shard's driver does, since other shards write at the same time."""
         for folder, schema in ((self.cells_dir, cells_schema()),
                                (self.history_dir, HISTORY_SCHEMA)):
             files = _parquet_files(folder)
+            if cell_ids is not None:
+                files = [p for p in files if (m := _ATTEMPT_FILE.match(p.name))
+                         and m["cell"] in cell_ids]
             if len(files) <= 1:
                 continue
-            table = _read(folder, schema).sort_by(
-                [("cell_id", "ascending"), ("attempt", "ascending")])
+            if cell_ids is None:
+                table = _read(folder, schema)
+            else:  # one-attempt files: their keys are distinct
+                table = ds.dataset([str(p) for p in files], format="parquet",
+                                   schema=schema).to_table()
+            table = table.sort_by([("cell_id", "ascending"), ("attempt", "ascending")])
             write_atomic(table, folder / f"part-{uuid.uuid4().hex[:12]}.parquet")
             for p in files:
                 p.unlink()
@@ -147,8 +187,7 @@ class Store:
     # -- reading -----------------------------------------------------------------------
     def cells(self, *, all_attempts: bool = False) -> pd.DataFrame:
         """The cells table; by default only the latest attempt of each cell."""
-        table = _read(self.cells_dir, cells_schema())
-        df = table.to_pandas()
+        df = _reading(lambda: _read(self.cells_dir, cells_schema())).to_pandas()
         if not all_attempts and len(df):
             df = df.sort_values(["cell_id", "attempt"]).groupby("cell_id").tail(1)
         return df.sort_values(["grid", "experiment", "problem", "strategy", "cell_id"],
@@ -156,7 +195,7 @@ class Store:
 
     def history(self, *, all_attempts: bool = False) -> pd.DataFrame:
         """The history table; by default only rows of each cell's latest attempt."""
-        df = _read(self.history_dir, HISTORY_SCHEMA).to_pandas()
+        df = _reading(lambda: _read(self.history_dir, HISTORY_SCHEMA)).to_pandas()
         if not all_attempts and len(df):
             latest = df.groupby("cell_id")["attempt"].transform("max")
             df = df[df["attempt"] == latest]
@@ -165,11 +204,16 @@ class Store:
     def latest_status(self) -> dict[str, tuple[str, int]]:
         """cell_id → (status, attempt) of its latest attempt, read from the status columns
         only (cheap even for large folders)."""
-        files = _parquet_files(self.cells_dir)
-        if not files:
+        def read() -> pa.Table | None:
+            files = _parquet_files(self.cells_dir)
+            if not files:
+                return None
+            return ds.dataset([str(p) for p in files], format="parquet").to_table(
+                columns=["cell_id", "attempt", "status"])
+
+        table = _reading(read)
+        if table is None:
             return {}
-        table = ds.dataset([str(p) for p in files], format="parquet").to_table(
-            columns=["cell_id", "attempt", "status"])
         out: dict[str, tuple[str, int]] = {}
         for cid, att, st in zip(*(table.column(c).to_pylist()
                                   for c in ("cell_id", "attempt", "status")), strict=True):

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from .cell import Cell
-from .result import ERROR, OOM, TIMEOUT, CellResult
+from .result import ERROR, OOM, PREEMPTED, TIMEOUT, CellResult
+from .slurm.env import placement
 
 STARTUP_TIMEOUT_S = 300.0
 _ENV_KEYS_PINNED = ("CUDA_VISIBLE_DEVICES",)  # a change forces a fresh child
@@ -39,6 +40,7 @@ class CellWorker:
         self._recv: Connection | None = None
         self._ready = False
         self._pinned: dict[str, str | None] = {}
+        self._stopping = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -69,19 +71,23 @@ class CellWorker:
         self._pinned = {k: os.environ.get(k) for k in _ENV_KEYS_PINNED}
 
     def stop(self) -> None:
-        """Kill the child (and anything it started) and release the pipes."""
-        if self._proc is not None:
-            if self._proc.poll() is None:
+        """Kill the child (and anything it started) and release the pipes. Thread-safe:
+        the executor stops workers from the main thread while their own thread may be
+        stopping them after a failed cell."""
+        with self._stopping:
+            proc, conns = self._proc, (self._send, self._recv)
+            self._proc = self._send = self._recv = None
+            self._ready = False
+        if proc is not None:
+            if proc.poll() is None:
                 try:
-                    os.killpg(self._proc.pid, signal.SIGKILL)
+                    os.killpg(proc.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
-                    self._proc.kill()
-            self._proc.wait()
-        for conn in (self._send, self._recv):
+                    proc.kill()
+            proc.wait()
+        for conn in conns:
             if conn is not None:
                 conn.close()
-        self._proc = self._send = self._recv = None
-        self._ready = False
 
     def _wait_ready(self) -> str | None:
         """Wait for the child's greeting; the reason it failed, or None."""
@@ -121,7 +127,10 @@ class CellWorker:
             except (BrokenPipeError, OSError) as err:
                 problem = f"could not hand the cell to the worker ({err})"
         if problem is not None:
+            code = self._proc.poll() if self._proc else None
             self.stop()
+            if code == -signal.SIGTERM:
+                return self._preempted(cell, started, t0)
             return self._failed(cell, ERROR, f"WorkerError: {problem}", started, t0)
         if self._recv.poll(cell.resources.timeout_s):
             try:
@@ -140,16 +149,24 @@ class CellWorker:
             return self._failed(cell, OOM, "WorkerKilled: the worker process was killed by "
                                 "SIGKILL (most likely the kernel's out-of-memory killer)",
                                 started, t0)
+        if code == -signal.SIGTERM:
+            return self._preempted(cell, started, t0)
         how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
         return self._failed(cell, ERROR, f"WorkerCrashed: the worker process died ({how})",
                             started, t0)
+
+    def _preempted(self, cell: Cell, started: datetime, t0: float) -> CellResult:
+        # Slurm signals every process of a job it preempts, this worker's child included:
+        # the cell did not fail, it is rerun by default.
+        return self._failed(cell, PREEMPTED, "Preempted: the worker process was stopped by "
+                            "SIGTERM (preemption, time limit or scancel)", started, t0)
 
     def _failed(self, cell: Cell, status: str, error: str, started: datetime,
                 t0: float) -> CellResult:
         return CellResult(
             cell_id=cell.cell_id, status=status, error=error, started_at=started,
             finished_at=datetime.now(UTC), wall_s=time.perf_counter() - t0,
-            host=socket.gethostname(), worker=self.label, backend=self.backend,
+            **placement(), worker=self.label, backend=self.backend,
         )
 
 

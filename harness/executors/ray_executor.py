@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..result import ERROR, OOM, SKIPPED, CellResult
 from ..worker import CellWorker
 from .base import Event, Executor, Finished, Started
 
+NODE_WAIT_S = 300.0
 _WORKER: CellWorker | None = None  # one per Ray worker process, reused across its tasks
 
 
@@ -70,11 +72,23 @@ class RayExecutor(Executor):
                          logging_level=logging.WARNING,
                          object_store_memory=self.object_store_mb * 2**20)
                 self._started_ray = True
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        nodes = self._wait_for_nodes(ray)
         self._node_cpus = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
         self._node_gpus = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
         self._capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))
         return ray
+
+    @staticmethod
+    def _wait_for_nodes(ray: Any) -> list[dict]:
+        """The alive nodes, once ``HARNESS_RAY_NODES`` of them have joined (the Slurm ray
+        mode sets it: worker nodes start after the head) or ``NODE_WAIT_S`` has passed."""
+        want = int(os.environ.get("HARNESS_RAY_NODES", "0") or 0)
+        deadline = time.monotonic() + NODE_WAIT_S
+        while True:
+            nodes = [n for n in ray.nodes() if n.get("Alive")]
+            if len(nodes) >= want or time.monotonic() > deadline:
+                return nodes
+            time.sleep(0.5)
 
     def _infeasible(self, cell: Cell) -> str | None:
         r = cell.resources

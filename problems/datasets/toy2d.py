@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.datasets import make_circles, make_moons, make_swiss_roll
 
 
 def _seed(rng: np.random.Generator) -> int:
@@ -31,6 +30,8 @@ def checkerboard(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def moons(n: int, rng: np.random.Generator) -> np.ndarray:
     """Two interleaved half circles (noise 0.1), scaled by 2 and shifted by (−1, −0.2)."""
+    from sklearn.datasets import make_moons  # here: sklearn takes 0.4 s to import
+
     x = make_moons(n_samples=n, noise=0.1, random_state=_seed(rng))[0]
     return x * 2 + np.array([-1.0, -0.2])
 
@@ -60,6 +61,8 @@ def two_spirals(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def circles(n: int, rng: np.random.Generator) -> np.ndarray:
     """Two concentric circles (factor 0.5, noise 0.08), scaled by 3."""
+    from sklearn.datasets import make_circles
+
     return make_circles(n_samples=n, factor=0.5, noise=0.08, random_state=_seed(rng))[0] * 3
 
 
@@ -76,6 +79,8 @@ def rings(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def swissroll(n: int, rng: np.random.Generator) -> np.ndarray:
     """scikit-learn's Swiss roll (noise 1) projected on its first and third axes, / 5."""
+    from sklearn.datasets import make_swiss_roll
+
     return make_swiss_roll(n_samples=n, noise=1.0, random_state=_seed(rng))[0][:, [0, 2]] / 5
 
 

@@ -1,0 +1,115 @@
+"""How the cells of an output folder stand: the Parquet results merged with the runs in
+progress and, for submitted grids, the Slurm queue.
+
+Each grid cell gets one state: its latest recorded status (``ok``, ``error``, …,
+``preempted``) or, while not finished, ``running`` (listed in a live run's
+``runs/*.inflight.json``), ``pending`` (its Slurm job or array task is queued or running but
+has not reached it), or ``not run``. The scheduler is asked once per call, about every job
+of the folder together (see :mod:`harness.slurm.scheduler`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cell import Cell
+from .errors import InputError
+from .result import OK
+from .shard import shard_of
+from .slurm import scheduler
+from .slurm.jobs import Job, load_jobs
+from .store import Store
+
+RUNNING, PENDING, NOT_RUN = "running", "pending", "not run"
+
+
+@dataclass
+class FolderStatus:
+    """The state of every cell, and of every Slurm job, of one output folder."""
+
+    cells: list[tuple[Cell, str]]  # grid order
+    recorded: int  # cells with a row
+    jobs: list[tuple[Job, str]] = field(default_factory=list)  # (job, summary of its state)
+    note: str | None = None  # why the scheduler's view is missing, if it is
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(state for _, state in self.cells)
+
+
+def _grid_cells(out: Path) -> list[Cell] | None:
+    grid_file = out / "grid.yaml"
+    if not grid_file.exists():
+        return None
+    from .grid import parse_grid
+
+    try:
+        return parse_grid(grid_file.read_text(), str(grid_file), check_inputs=False).cells
+    except InputError:
+        return None
+
+
+def _live_runs(out: Path, queue: dict[str, str]) -> set[str]:
+    """Cells listed as in flight by runs that are still alive: under Slurm, whose job is
+    running; otherwise, whose manifest has no end time yet."""
+    cells: set[str] = set()
+    for track in (out / "runs").glob("*.inflight.json"):
+        manifest = track.with_name(track.name.replace(".inflight.json", ".json"))
+        try:
+            info = json.loads(manifest.read_text())
+            listed = json.loads(track.read_text())
+        except (OSError, ValueError):
+            continue  # the run ended while we looked
+        job = info.get("slurm_job_id")
+        alive = (scheduler.ACTIVE.get(queue.get(job, "")) == RUNNING if job
+                 else "finished_at" not in info)
+        if alive:
+            cells.update(listed)
+    return cells
+
+
+def folder_status(out: Path) -> FolderStatus:
+    """Merge the results, the runs in progress and the Slurm queue of ``out``."""
+    latest = Store(out).latest_status()
+    cells = _grid_cells(out)
+    if cells is None:  # no grid copy: only what is recorded
+        rows = Store(out).cells()
+        return FolderStatus(cells=[], recorded=len(rows))
+    jobs = load_jobs(out)
+    queue: dict[str, str] = {}
+    finals: dict[str, str] = {}
+    note = None
+    if jobs:
+        ids = [j.job_id for j in jobs]
+        try:
+            queue = scheduler.queue_states(ids, cache=out / "slurm" / ".squeue.json")
+        except InputError as err:  # e.g. the folder was copied off the cluster
+            note = f"the Slurm queue could not be read ({err}); showing the results only"
+        queued_jobs = {k.split("_")[0] for k in queue}
+        finals = scheduler.final_states([i for i in ids if i not in queued_jobs])
+    inflight = _live_runs(out, queue)
+    states = []
+    for position, cell in enumerate(cells):
+        recorded = latest.get(cell.cell_id, (None, 0))[0]
+        state = recorded or NOT_RUN
+        if recorded != OK and (recorded is None or recorded in ("preempted", "skipped")):
+            if cell.cell_id in inflight:
+                state = RUNNING
+            else:
+                for job in reversed(jobs):  # the newest submission that still has it queued
+                    task = job.task_id(shard_of(position, job.shards))
+                    if task in queue:
+                        state = PENDING
+                        break
+        states.append((cell, state))
+    summaries = []
+    for job in jobs:
+        mine = Counter(s for k, s in queue.items() if k.split("_")[0] == job.job_id) or \
+            Counter(s for k, s in finals.items() if k.split("_")[0] == job.job_id)
+        summaries.append((job, ", ".join(f"{n} {s}" for s, n in sorted(mine.items()))
+                          or "not in the queue"))
+    return FolderStatus(cells=states, recorded=sum(1 for c in cells if c.cell_id in latest),
+                        jobs=summaries, note=note)
