@@ -171,7 +171,7 @@ def _output_folder(path: str, *, must_exist: bool) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.backend != "mpi":
         return _run(args)
-    from .executors.mpi_executor import comm, release_workers, serve
+    from .executors.mpi_executor import comm, end_job, release_workers, serve
 
     if args.workers:
         raise InputError(f"--workers {args.workers} does not apply to --backend mpi: the "
@@ -180,9 +180,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if comm().Get_rank() != 0:  # a worker rank: run what rank 0 hands out
         return serve(Path(args.out) / "logs" if Path(args.out).is_dir() else None)
     try:
-        return _run(args)
+        code = _run(args)
     finally:
         release_workers()  # on every exit of rank 0, bad input included
+    return end_job(code)
 
 
 def _run(args: argparse.Namespace) -> int:

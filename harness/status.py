@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .cell import Cell
 from .errors import InputError
-from .result import OK
+from .result import OK, PREEMPTED, SKIPPED
 from .shard import shard_of
 from .slurm import scheduler
 from .slurm.jobs import Job, load_jobs
@@ -94,16 +94,13 @@ def folder_status(out: Path) -> FolderStatus:
     states = []
     for position, cell in enumerate(cells):
         recorded = latest.get(cell.cell_id, (None, 0))[0]
-        state = recorded or NOT_RUN
-        if recorded != OK and (recorded is None or recorded in ("preempted", "skipped")):
-            if cell.cell_id in inflight:
-                state = RUNNING
-            else:
-                for job in reversed(jobs):  # the newest submission that still has it queued
-                    task = job.task_id(shard_of(position, job.shards))
-                    if task in queue:
-                        state = PENDING
-                        break
+        if recorded != OK and cell.cell_id in inflight:
+            state = RUNNING
+        elif recorded in (None, PREEMPTED, SKIPPED) and any(
+                job.task_id(shard_of(position, job.shards)) in queue for job in jobs):
+            state = PENDING  # its job or array task is queued, or running but not there yet
+        else:
+            state = recorded or NOT_RUN
         states.append((cell, state))
     summaries = []
     for job in jobs:

@@ -89,6 +89,15 @@ class CellWorker:
             if conn is not None:
                 conn.close()
 
+    def _exit_code(self, wait_s: float = 2.0) -> int | None:
+        """The child's exit code; it may take a moment to exit after closing its pipe."""
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            return None
+
     def _wait_ready(self) -> str | None:
         """Wait for the child's greeting; the reason it failed, or None."""
         if self._ready:
@@ -101,8 +110,7 @@ class CellWorker:
                     return None
             except EOFError:
                 pass
-        code = self._proc.poll() if self._proc else None
-        return f"the worker process did not start (exit code {code})"
+        return f"the worker process did not start (exit code {self._exit_code()})"
 
     # -- running cells -----------------------------------------------------------------
     def execute(self, cell: Cell) -> CellResult:
@@ -127,7 +135,7 @@ class CellWorker:
             except (BrokenPipeError, OSError) as err:
                 problem = f"could not hand the cell to the worker ({err})"
         if problem is not None:
-            code = self._proc.poll() if self._proc else None
+            code = self._exit_code()
             self.stop()
             if code == -signal.SIGTERM:
                 return self._preempted(cell, started, t0)

@@ -79,6 +79,10 @@ EOF
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 start_daemons() {
+  if [ ! -s /etc/munge/munge.key ]; then  # the package makes one; make sure
+    mungekey --create --keyfile=/etc/munge/munge.key 2>/dev/null || create-munge-key -f
+    chown munge:munge /etc/munge/munge.key && chmod 600 /etc/munge/munge.key
+  fi
   mkdir -p /run/munge && chown munge:munge /run/munge && chmod 755 /run/munge
   if ! alive /run/munge/munged.pid; then
     runuser -u munge -- /usr/sbin/munged

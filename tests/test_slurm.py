@@ -119,6 +119,51 @@ def test_mpi_mode_spreads_ranks_over_both_nodes(write_grid, tmp_path):
     assert (df["backend"] == "mpi").all() and set(df["slurm_job_id"]) == {job}
 
 
+def rank_process(job: str, rank: int, timeout: float = 60) -> int:
+    """PID of the harness process of MPI rank ``rank`` in Slurm job ``job``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                env = (proc / "environ").read_bytes().split(b"\0")
+                args = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if (f"SLURM_JOB_ID={job}".encode() in env and f"PMI_RANK={rank}".encode() in env
+                    and b"run" in args and b"harness.worker" not in args):
+                return int(proc.name)
+        time.sleep(0.2)
+    raise AssertionError(f"no process of rank {rank} in job {job}")
+
+
+def test_mpi_mode_survives_a_lost_rank_and_records_only_its_cell_failed(write_grid,
+                                                                       tmp_path):
+    grid, out = write_grid(SLEEPY.replace("1.5", "4.0")), tmp_path / "lost"
+    job = submit(str(grid), "--out", str(out), "--mode", "mpi", "--nodes", "2",
+                 "--tasks-per-node", "2",
+                 env={"HARNESS_MPI_HEARTBEAT_S": "0.5", "HARNESS_MPI_LOST_S": "8"})
+    victim = rank_process(job, 2)
+    runs = out / "runs"
+    deadline = time.time() + 120
+    while not any("[" in p.read_text() and p.read_text().strip() != "[]"
+                  for p in runs.glob("*.inflight.json")):
+        assert time.time() < deadline, "no cell started"
+        time.sleep(0.1)
+    time.sleep(1.0)  # rank 2 is inside its first cell
+    os.kill(victim, 9)
+    wait_done(job, timeout=300)
+    df = Store(out).cells()
+    assert len(df) == 8, logs(out)
+    lost = df[df["status"] != "ok"]
+    assert len(lost) == 1 and lost["error"].iloc[0].startswith("RankLost: MPI rank 2"), \
+        df[["status", "error", "rank"]]
+    assert set(df[df["status"] == "ok"]["rank"]) == {1, 3}  # the others went on
+    retry = harness("run", str(grid), "--out", str(out), "--backend", "local",
+                    "--retry-failed", "--quiet")
+    assert retry.returncode == 0 and "ran 1 now" in retry.stdout, retry.stdout
+    assert (Store(out).cells()["status"] == "ok").all()
+
+
 def test_ray_mode_runs_cells_on_both_nodes(write_grid, tmp_path):
     grid, out = write_grid(SLEEPY), tmp_path / "ray"
     # Two Ray nodes on one host need a loopback address other than 127.0.0.1.
