@@ -9,6 +9,7 @@ SIGUSR1 (preemption, time limit, scancel). When stopped, the cells in flight are
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -116,9 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
                             description="scancel every job submitted into DIR.")
     cancel.add_argument("out", metavar="DIR", help="output folder of 'harness submit'")
 
-    status = sub.add_parser("status", help="counts by status and the failed cells",
-                            description="Show how the cells in DIR stand.")
+    status = sub.add_parser("status", help="how the cells stand: ok, failed, running, pending",
+                            description="Show how the cells in DIR stand, merging the "
+                            "results, the runs in progress and the Slurm queue (one squeue "
+                            "call, cached for HARNESS_SQUEUE_INTERVAL s).")
     status.add_argument("out", metavar="DIR", help="output folder of a run")
+    status.add_argument("--cells", action="store_true",
+                        help="one line per cell: state, Slurm job or array task, label")
 
     report = sub.add_parser("report", help="write report.md/.html, figures and tables",
                             description="Write DIR/report.md, DIR/report.html, "
@@ -152,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
               "are recorded 'preempted'; run the same command again to continue",
               file=sys.stderr)
         return EXIT_PREEMPTED
+    except BrokenPipeError:  # e.g. `harness status DIR --cells | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("\ninterrupted: every finished cell is saved; run the same command again to "
               "continue", file=sys.stderr)
@@ -278,13 +286,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  job {job.job_id} ({job.mode}, {job.shards} task(s)): {summary}")
     if st.note:
         print(f"  note: {st.note}")
-    errors = {}
-    bad = [(c, s) for c, s in st.cells if s not in ("ok", "running", "pending", "not run")]
-    if bad:
-        df = Store(out).cells()
-        errors = dict(zip(df["cell_id"], df["error"].fillna(""), strict=True))
-    for cell, state in bad:
-        print(f"  {cell.cell_id}  {state:<9} {cell.label()}  {errors.get(cell.cell_id, '')}")
+    rows = Store(out).cells().set_index("cell_id") if args.cells or any(
+        c.state not in ("ok", "running", "pending", "not run") for c in st.cells) else None
+    for c in st.cells:
+        recorded = rows is not None and c.cell.cell_id in rows.index
+        if not args.cells and (not recorded or c.state == "ok"):
+            continue  # without --cells: only the failed and preempted cells
+        row = rows.loc[c.cell.cell_id].to_dict() if recorded else {}
+        # null strings come back as None or NaN
+        text = {k: row.get(k) if isinstance(row.get(k), str) else "" for k in
+                ("slurm_job_id", "error")}
+        job = c.job or text["slurm_job_id"] or "-"
+        error = text["error"] if c.state != "ok" else ""
+        print(f"  {c.cell.cell_id}  {c.state:<9} {job:<10} {c.cell.label()}  {error}".rstrip())
     return EXIT_OK
 
 

@@ -26,18 +26,28 @@ from .store import Store
 RUNNING, PENDING, NOT_RUN = "running", "pending", "not run"
 
 
+@dataclass(frozen=True)
+class CellState:
+    """One grid cell's state; ``job``: the Slurm job or array task running it or queued to
+    (None when recorded: the row's ``slurm_job_id`` says which job ran it)."""
+
+    cell: Cell
+    state: str
+    job: str | None = None
+
+
 @dataclass
 class FolderStatus:
     """The state of every cell, and of every Slurm job, of one output folder."""
 
-    cells: list[tuple[Cell, str]]  # grid order
+    cells: list[CellState]  # grid order
     recorded: int  # cells with a row
     jobs: list[tuple[Job, str]] = field(default_factory=list)  # (job, summary of its state)
     note: str | None = None  # why the scheduler's view is missing, if it is
 
     @property
     def counts(self) -> Counter:
-        return Counter(state for _, state in self.cells)
+        return Counter(c.state for c in self.cells)
 
 
 def _grid_cells(out: Path) -> list[Cell] | None:
@@ -52,10 +62,10 @@ def _grid_cells(out: Path) -> list[Cell] | None:
         return None
 
 
-def _live_runs(out: Path, queue: dict[str, str]) -> set[str]:
-    """Cells listed as in flight by runs that are still alive: under Slurm, whose job is
-    running; otherwise, whose manifest has no end time yet."""
-    cells: set[str] = set()
+def _live_runs(out: Path, queue: dict[str, str]) -> dict[str, str | None]:
+    """Cells listed as in flight by runs that are still alive (→ their Slurm job, if any):
+    under Slurm, runs whose job is running; otherwise, whose manifest has no end time yet."""
+    cells: dict[str, str | None] = {}
     for track in (out / "runs").glob("*.inflight.json"):
         manifest = track.with_name(track.name.replace(".inflight.json", ".json"))
         try:
@@ -67,7 +77,7 @@ def _live_runs(out: Path, queue: dict[str, str]) -> set[str]:
         alive = (scheduler.ACTIVE.get(queue.get(job, "")) == RUNNING if job
                  else "finished_at" not in info)
         if alive:
-            cells.update(listed)
+            cells.update(dict.fromkeys(listed, job))
     return cells
 
 
@@ -94,14 +104,15 @@ def folder_status(out: Path) -> FolderStatus:
     states = []
     for position, cell in enumerate(cells):
         recorded = latest.get(cell.cell_id, (None, 0))[0]
+        tasks = [t for t in (j.task_id(shard_of(position, j.shards)) for j in jobs)
+                 if t in queue]
         if recorded != OK and cell.cell_id in inflight:
-            state = RUNNING
-        elif recorded in (None, PREEMPTED, SKIPPED) and any(
-                job.task_id(shard_of(position, job.shards)) in queue for job in jobs):
-            state = PENDING  # its job or array task is queued, or running but not there yet
+            states.append(CellState(cell, RUNNING, inflight[cell.cell_id]))
+        elif recorded in (None, PREEMPTED, SKIPPED) and tasks:
+            # its job or array task is queued, or running but has not reached it yet
+            states.append(CellState(cell, PENDING, tasks[-1]))
         else:
-            state = recorded or NOT_RUN
-        states.append((cell, state))
+            states.append(CellState(cell, recorded or NOT_RUN))
     summaries = []
     for job in jobs:
         mine = Counter(s for k, s in queue.items() if k.split("_")[0] == job.job_id) or \

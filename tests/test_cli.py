@@ -79,6 +79,9 @@ def test_failed_cells_exit_1_and_are_listed(write_grid, tmp_path):
     assert "1 cell(s) not ok" in proc.stdout and "ValueError: probe asked to fail" in proc.stdout
     status = run_cli("status", str(out))
     assert "1 error" in status.stdout and "probe asked to fail" in status.stdout
+    assert len(status.stdout.splitlines()) == 2  # the summary and the failed cell
+    every = run_cli("status", str(out), "--cells").stdout.splitlines()
+    assert len(every) == 3 and every[1].split()[1:3] == ["ok", "-"]
     assert "probe asked to fail" in (out / "logs" / "failures.log").read_text()
 
 

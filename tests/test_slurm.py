@@ -2,6 +2,7 @@
 two slurmd "nodes" n1 and n2 on this machine). Skipped, with the reason, when no Slurm
 answers, unless HARNESS_REQUIRE_SLURM=1 (as in .ci/run), where that is a failure."""
 
+import json
 import os
 import re
 import subprocess
@@ -94,6 +95,9 @@ def test_array_submit_returns_at_once_and_matches_a_local_run(write_grid, tmp_pa
     slurm_rows = Store(out).cells()
     assert set(slurm_rows["slurm_job_id"]) == {f"{job}_{k}" for k in range(3)}
     assert len(list((out / "cells").glob("part-*.parquet"))) == 3  # one per array task
+    again = harness("submit", str(grid), "--out", str(out))
+    assert again.returncode == 0 and "nothing to submit" in again.stdout
+    assert len(json.loads((out / "slurm" / "jobs.json").read_text())) == 1
 
     local = harness("run", str(grid), "--out", str(tmp_path / "local"), "--backend", "local",
                     "--workers", "2", "--quiet", timeout=300)
@@ -228,6 +232,9 @@ def test_status_shows_pending_cells_and_cancel_removes_the_jobs(write_grid, tmp_
     status = harness("status", str(out), env={"HARNESS_SQUEUE_INTERVAL": "0"})
     assert "0 of 8 cells recorded (8 pending)" in status.stdout, status.stdout
     assert f"job {job} (array, 4 task(s)): 4 PENDING" in status.stdout
+    lines = harness("status", str(out), "--cells").stdout.splitlines()[2:]
+    assert len(lines) == 8 and all(line.split()[1:3] == ["pending", f"{job}_{i % 4}"]
+                                   for i, line in enumerate(lines)), lines
     again = harness("submit", str(grid), "--out", str(out), "--dry-run")
     assert again.returncode == 0 and (out / "slurm" / "array-2.sbatch").exists()
     cancel = harness("cancel", str(out))

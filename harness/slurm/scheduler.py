@@ -52,9 +52,9 @@ def _call(argv: list[str], what: str) -> str:
     return out.stdout
 
 
-def sbatch(script: Path, *, cwd: Path) -> str:
+def sbatch(script: Path) -> str:
     """Submit ``script``; return the job id (``sbatch --parsable``, which does not wait for
-    the job)."""
+    the job). The job starts in the current folder, as with a plain ``sbatch``."""
     out = _call(["sbatch", "--parsable", str(script)], "submit")
     # --parsable prints "jobid" or "jobid;cluster"
     return out.strip().split(";")[0]

@@ -72,7 +72,7 @@ def submit_grid(grid_file: str, out: str, req: Request, *, setup: tuple[str, ...
     script.chmod(0o755)
     if dry_run or not plan.to_run:
         return Submission(script, len(grid.cells), len(plan.to_run), None)
-    job_id = sbatch(script, cwd=out_dir)
+    job_id = sbatch(script)
     record_job(out_dir, Job(job_id=job_id, mode=req.mode, shards=shards,
                             script=str(script.relative_to(out_dir)),
                             submitted_at=datetime.now(UTC).isoformat()))
