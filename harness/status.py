@@ -81,6 +81,16 @@ def _live_runs(out: Path, queue: dict[str, str]) -> dict[str, str | None]:
     return cells
 
 
+def _queued_task(position: int, jobs: list[Job], queue: dict[str, str]) -> str | None:
+    """The newest job or array task owning the cell at ``position`` that is still queued
+    (or running but not at that cell yet)."""
+    for job in reversed(jobs):
+        task = job.task_id(shard_of(position, job.shards))
+        if task in queue:
+            return task
+    return None
+
+
 def folder_status(out: Path) -> FolderStatus:
     """Merge the results, the runs in progress and the Slurm queue of ``out``."""
     latest = Store(out).latest_status()
@@ -104,13 +114,11 @@ def folder_status(out: Path) -> FolderStatus:
     states = []
     for position, cell in enumerate(cells):
         recorded = latest.get(cell.cell_id, (None, 0))[0]
-        tasks = [t for t in (j.task_id(shard_of(position, j.shards)) for j in jobs)
-                 if t in queue]
         if recorded != OK and cell.cell_id in inflight:
             states.append(CellState(cell, RUNNING, inflight[cell.cell_id]))
-        elif recorded in (None, PREEMPTED, SKIPPED) and tasks:
-            # its job or array task is queued, or running but has not reached it yet
-            states.append(CellState(cell, PENDING, tasks[-1]))
+        elif recorded in (None, PREEMPTED, SKIPPED) and (
+                task := _queued_task(position, jobs, queue)):
+            states.append(CellState(cell, PENDING, task))
         else:
             states.append(CellState(cell, recorded or NOT_RUN))
     summaries = []

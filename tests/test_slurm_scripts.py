@@ -34,8 +34,8 @@ CASES = {
 
 def inputs(out: Path = ODD) -> ScriptInputs:
     return ScriptInputs(grid_name="demo", grid_file=Path("/home/me/grids/demo.yaml"),
-                        out=out, cells=210, harness="/opt/venv/bin/harness",
-                        ray="/opt/venv/bin/ray", setup=("module load cuda/12.4",))
+                        out=out, cells=210, harness="harness",
+                        ray="ray", setup=("module load cuda/12.4",))
 
 
 @pytest.mark.parametrize("mode", sorted(CASES))

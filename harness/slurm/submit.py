@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,7 +59,7 @@ def submit_grid(grid_file: str, out: str, req: Request, *, setup: tuple[str, ...
     store = Store(out_dir)
     plan = plan_run(grid.cells, store)
     shards = min(req.shards, len(grid.cells)) if req.mode == "array" else 1
-    req = Request(**{**req.__dict__, "shards": shards})
+    req = replace(req, shards=shards)
     inputs = ScriptInputs(grid_name=grid.name, grid_file=Path(grid.path).absolute(),
                           out=out_dir, cells=len(grid.cells), harness=executable("harness"),
                           ray=executable("ray"), setup=setup)
