@@ -43,7 +43,7 @@ class Diverged(Exception):
 
 @dataclass(frozen=True)
 class Metric:
-    """A declared metric column: its type (float or int), meaning and unit."""
+    """A declared metric column: its type (float, int or str), meaning and unit."""
 
     kind: type = float
     doc: str = ""
@@ -82,6 +82,12 @@ class Plugin(ABC):
     @classmethod
     def check(cls, params: dict[str, Any]) -> None:
         """Rules that involve several parameters; raise ``ParamError`` naming the key."""
+        return None
+
+    @classmethod
+    def describe(cls, params: dict[str, Any]) -> str | None:
+        """What the variant with these (validated) parameters is, in words, for reports;
+        None when the name and parameters say it."""
         return None
 
     @classmethod

@@ -96,6 +96,8 @@ def _collect_metrics(raw: dict[str, Any], declared: dict[str, Any], owner: str) 
             out[key] = None
         elif declared[key].kind is int:
             out[key] = int(value)
+        elif declared[key].kind is str:
+            out[key] = str(value)
         else:
             out[key] = float(value)
     return out

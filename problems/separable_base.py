@@ -16,7 +16,8 @@ from solvers.separable.train import SPLITS, SeparableSolution, split_errors
 STATS = ("mean", "std", "min", "max")
 
 SEPARABLE_METRICS: dict[str, Metric] = {
-    "test_loss": Metric(float, "(1/2N)‖WZ − C‖² on the test set"),
+    "test_loss": Metric(float, "the problem's reported loss on the test set: (1/2N)‖WZ − C‖² "
+                               "(peaks, cdr) or the per-image sum of squares (autoencoder)"),
     **{f"rel_err_{split}_{stat}": Metric(float, f"{stat} over the {split} samples of the "
                                                 f"relative error ‖W z − c‖/‖c‖")
        for split in SPLITS for stat in STATS},
@@ -32,6 +33,8 @@ class SeparableData:
     n_targets: int
     alpha_theta: float
     data: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    loss_weight: float = 0.5  # training loss (w/N)‖WZ − C‖²: the MATLAB code's 1/2
+    eval_weight: float = 0.5  # reported losses, the same form
 
     def regularizer(self) -> torch.Tensor:
         reg = getattr(self.features, "regularizer", None)
@@ -45,7 +48,7 @@ def evaluate_separable(task: SeparableData, solution: SeparableSolution,
     """Test loss and the relative-error summary of every split."""
     out: dict[str, Any] = {}
     for split in SPLITS:
-        loss, rel = split_errors(solution, *task.data[split])
+        loss, rel = split_errors(solution, *task.data[split], weight=task.eval_weight)
         if split == "test":
             out["test_loss"] = loss
         rel = rel.double()

@@ -116,3 +116,29 @@ def test_trained_cnf_is_invertible_under_dopri5(strategy, params):
     splits = {r[3] for r in res.history}
     assert {"train", "val", "data", "model"} <= splits
     assert (m["nfe_bwd"] > 0) is (strategy == "opt_disc")
+
+
+def test_taylor_check_with_the_hutchinson_trace_has_slope_two():
+    """One fixed probe for the whole check: E1 falls as h², as for the exact trace (a fresh
+    probe per evaluation would make the loss a different function at every h)."""
+    res = run_cell(node_cell("cnf_toy", {"iterations": 1, "hidden": 16, "batch_size": 64,
+                                         "n_test": 64, "val_every": 0, "n_samples": 10,
+                                         "divergence": "hutchinson", "dtype": "float64"},
+                             "disc_opt", {"rule": "3/8", "step_size": 0.25, "taylor": True}))
+    assert res.status == "ok", res.traceback
+    assert res.metrics["taylor_slope_e1"] == pytest.approx(2.0, abs=0.2)
+    assert res.metrics["taylor_slope_e0"] == pytest.approx(1.0, abs=0.2)
+
+
+def test_test_step_size_sets_the_integrator_of_the_test_metrics():
+    params = {"iterations": 2, "hidden": 8, "batch_size": 32, "n_test": 64, "val_every": 0,
+              "n_samples": 10}
+    coarse = run_cell(node_cell("cnf_toy", params, "disc_opt",
+                                {"rule": "3/8", "step_size": 0.25}))
+    fine = run_cell(node_cell("cnf_toy", params, "disc_opt",
+                              {"rule": "3/8", "step_size": 0.25, "test_step_size": 0.1}))
+    assert coarse.status == fine.status == "ok"
+    assert fine.metrics["train_loss"] == coarse.metrics["train_loss"]  # same training
+    # T = 0.5 at the start: 2 steps of 0.25 vs 5 of 0.1, 4 evaluations each
+    assert coarse.metrics["test_nfe"] == 4 * math.ceil(coarse.metrics["end_time"] / 0.25)
+    assert fine.metrics["test_nfe"] == 4 * math.ceil(fine.metrics["end_time"] / 0.1)

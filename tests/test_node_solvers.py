@@ -1,6 +1,5 @@
 """The neural-ODE integrators and the Taylor check against analytic references."""
 
-import itertools
 import math
 
 import numpy as np
@@ -13,6 +12,7 @@ from harness import registry
 from harness.cell import Cell, Resources, cell_id_of
 from harness.errors import InputError
 from harness.grid import parse_grid
+from harness.plugin import RunContext
 from harness.runner import run_cell
 from solvers.node import (
     Adaptive,
@@ -55,18 +55,47 @@ def test_rk4_global_error_is_fourth_order(rule):
     assert np.all(np.abs(orders - 4) < 0.15), orders
 
 
-def test_step_size_grid_clips_the_last_step_at_each_output_time():
+def test_step_size_grid_is_one_grid_over_the_span_and_interpolates_outputs():
     t = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
-    solve = FixedStepRK4("classic", step_size=0.2)  # per interval: 0.2, 0.2, 0.1
+    solve = FixedStepRK4("classic", step_size=0.2)  # one grid 0, 0.2, …, 1.0: 5 steps
     ys = solve(linear, torch.as_tensor(Y0), t)
-    assert solve.nfe == 2 * 3 * 4
-    y, grid = torch.as_tensor(Y0), [0.0, 0.2, 0.4, 0.5, 0.7, 0.9, 1.0]
-    for a, b in itertools.pairwise(grid):  # the same steps taken by hand
+    assert solve.nfe == 5 * 4
+    y, states = torch.as_tensor(Y0), [torch.as_tensor(Y0)]
+    for a in (0.0, 0.2, 0.4, 0.6, 0.8):  # the same steps taken by hand
         y = rk4_step(linear, torch.tensor(a, dtype=torch.float64), y,
-                     torch.tensor(b - a, dtype=torch.float64))
-    assert torch.allclose(ys[-1], y, rtol=1e-14)
+                     torch.tensor(0.2, dtype=torch.float64))
+        states.append(y)
+    assert torch.allclose(ys[-1], states[-1], rtol=1e-14)
+    # t = 0.5 lies halfway between the grid points 0.4 and 0.6: the cubic Hermite midpoint
+    f = [linear(None, states[k]) for k in (2, 3)]
+    mid = (states[2] + states[3]) / 2 + 0.2 / 8 * (f[0] - f[1])
+    assert torch.allclose(ys[1], mid, rtol=1e-14)
     for k, tk in enumerate(t.tolist()):
         assert np.allclose(ys[k].numpy(), exact(tk), atol=1e-3)
+
+
+def test_interpolated_outputs_are_fourth_order_accurate():
+    t = torch.tensor([0.0, 0.37, 1.21, 2.0], dtype=torch.float64)
+    errors = []
+    for h in (0.1, 0.05, 0.025):
+        ys = FixedStepRK4("3/8", step_size=h)(linear, torch.as_tensor(Y0), t)
+        errors.append(max(np.linalg.norm(ys[k].numpy() - exact(tk))
+                          for k, tk in enumerate(t.tolist())))
+    orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert np.all(orders > 3.7), orders
+
+
+def test_spiral_disc_opt_with_h_005_takes_one_grid_of_30_steps():
+    """The paper's h = 0.05 on the spiral's 30 data times on [0, 1.5]: 30 steps, not a
+    restarted grid with sliver steps per data interval."""
+    from problems.spiral import Spiral
+
+    task = Spiral().build(0, RunContext("cpu", 0))
+    solve = FixedStepRK4("classic", step_size=0.05)
+    solve.reset()
+    with torch.no_grad():
+        task.loss(solve)
+    assert solve.nfe <= 4 * math.ceil(1.5 / 0.05)
 
 
 def test_trainable_end_time_gets_the_analytic_gradient():

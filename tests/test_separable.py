@@ -116,3 +116,47 @@ def test_autoencoder_reads_mnist_idx_files(tmp_path):
                                                  "data_dir": str(tmp_path / "none")},
                                  "adam", {"epochs": 1}))
     assert missing.status == "error" and "is not a folder" in missing.error
+
+
+def test_autoencoder_gradient_is_the_authors_pixel_mean_mse_plus_adam_weight_decay():
+    """At a fixed point, the gradient of the harness's autoencoder training loss equals that
+    of the authors' objective: torch's MSELoss (mean over images and pixels) of a plain
+    ConvTranspose2d output layer, plus Adam's weight_decay α₁·θ and α₂·W."""
+    from harness.plugin import RunContext
+    from problems.autoencoder import Autoencoder
+    from solvers.separable.train import training_loss
+
+    task = Autoencoder(dataset="mnist5k", n_train=8, n_eval=4).build(0, RunContext("cpu", 0))
+    task.features.double()
+    Y, C = (t.double() for t in task.data["train"])
+    gen = torch.Generator().manual_seed(3)
+    W = (0.1 * torch.randn(1, 257, generator=gen, dtype=torch.float64)).requires_grad_(True)
+    a1, a2 = 1e-3, 1e-1
+    params = list(task.features.parameters())
+
+    Z, Cm = feature_matrix(task.features(Y)), target_matrix(C)
+    ours = torch.autograd.grad(training_loss(task, W, Z, Cm, len(Y), a1, a2), [*params, W])
+
+    # the authors' network: the decoder's last layer as a ConvTranspose2d(16 → 1, 4×4, s2, p1)
+    h = task.features.decoder(task.features.encoder(Y.reshape(-1, 1, 28, 28)))
+    kernel = W[0, :-1].reshape(16, 1, 4, 4)
+    out = torch.nn.functional.conv_transpose2d(h, kernel, W[0, -1:], stride=2, padding=1)
+    mse = torch.nn.MSELoss()(out.reshape(len(Y), 784), C.reshape(len(Y), 784))
+    theirs = torch.autograd.grad(mse, [*params, W])
+    theirs = [g + a1 * p for g, p in zip(theirs[:-1], params, strict=True)] + [
+        theirs[-1] + a2 * W]
+    for g_ours, g_theirs in zip(ours, theirs, strict=True):
+        assert torch.allclose(g_ours, g_theirs, rtol=1e-10, atol=1e-14)
+
+
+def test_autoencoder_reports_the_per_image_sum_of_squares():
+    from harness.plugin import RunContext
+    from problems.autoencoder import Autoencoder
+    from solvers.separable.train import split_errors
+
+    task = Autoencoder(dataset="mnist5k", n_train=8, n_eval=5).build(0, RunContext("cpu", 0))
+    W = torch.zeros(1, 257)
+    loss, _ = split_errors(SeparableSolution(task.features, W), *task.data["test"],
+                           weight=task.eval_weight)
+    C = task.data["test"][1].double()  # a zero network predicts 0: the loss is Σ c² / images
+    assert loss == pytest.approx(float((C**2).sum()) / len(C), rel=1e-6)

@@ -84,11 +84,7 @@ def select_strategy(df: pd.DataFrame, selector: str) -> pd.DataFrame:
     cls = registry.strategies().get(name)
     if cls is None:
         return df.iloc[0:0]
-    given: dict[str, Any] = {}
-    for item in filter(None, (match["params"] or "").split(",")):
-        key, _, value = item.partition("=")
-        given[key.strip()] = yaml.safe_load(value.strip())
-    params = cls.validate(given)
+    params = cls.validate(_selector_params(match))
     mask = df["strategy"] == name
     for key, value in params.items():
         col = f"s_{key}"
@@ -96,6 +92,24 @@ def select_strategy(df: pd.DataFrame, selector: str) -> pd.DataFrame:
             continue
         mask &= df[col].isna() if value is None else (df[col] == value)
     return df[mask]
+
+
+def describe_selector(selector: str) -> str | None:
+    """The strategy's own words for the variant ``selector`` names (``Strategy.describe``),
+    or None."""
+    match = _SELECTOR.match(selector.strip())
+    cls = registry.strategies().get(match["name"]) if match else None
+    if cls is None:
+        return None
+    return cls.describe(cls.validate(_selector_params(match)))
+
+
+def _selector_params(match: re.Match) -> dict[str, Any]:
+    given: dict[str, Any] = {}
+    for item in filter(None, (match["params"] or "").split(",")):
+        key, _, value = item.partition("=")
+        given[key.strip()] = yaml.safe_load(value.strip())
+    return given
 
 
 def compare(value: float, op: str, threshold: float) -> bool:

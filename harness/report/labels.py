@@ -37,3 +37,12 @@ def by_problem(df: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:
         parts = [str(k) for k in (key if isinstance(key, tuple) else (key,))
                  if isinstance(k, str)]
         yield " / ".join(parts), "-".join(parts), rows
+
+
+def data_sources(rows: pd.DataFrame) -> str | None:
+    """The ``data_source`` values of ``rows`` (which images a problem used), as a sentence;
+    None when no row records one."""
+    if "data_source" not in rows:
+        return None
+    found = sorted(rows["data_source"].dropna().unique())
+    return ("Data: " + "; ".join(found) + ".") if found else None

@@ -4,16 +4,18 @@ along its iterations, and a verdict for each claim in results/reference/ (family
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from .. import registry
 from . import section
 from .axes import style_axes
-from .claims import compare, load_references, select_strategy
+from .claims import compare, describe_selector, load_references, select_strategy
 from .document import Heading, Paragraph, Table, Verdict, fmt
-from .labels import with_labels
+from .labels import data_sources, with_labels
 
 if TYPE_CHECKING:
     from . import ReportContext
@@ -33,6 +35,14 @@ def rfm_section(ctx: ReportContext) -> list[Any]:
         if ok.empty:
             blocks.append(Paragraph("No ok cells in this setting."))
             continue
+        source = data_sources(ok)
+        if source:
+            blocks.append(Paragraph(f"{source} The {n} training images are drawn at random "
+                                    f"per seed, the test images from the rest; the same seed "
+                                    f"gives every strategy the same split and features."))
+        legend = _variant_legend(ok)
+        if legend is not None:
+            blocks.append(legend)
         blocks.append(_double_descent(ctx, ok, n, tag))
         blocks.append(_panels(ctx, ok, n, tag))
         for metric, title in (("test_mse", "Test error ‖WZ − C‖²/(2·samples)"),
@@ -43,6 +53,20 @@ def rfm_section(ctx: ReportContext) -> list[Any]:
             blocks.append(hyb)
         blocks += _verdicts(setting, n)
     return blocks
+
+
+def _variant_legend(ok: pd.DataFrame) -> Table | None:
+    """label → the strategy's own description of the variant, where it gives one."""
+    rows = []
+    for label, g in ok.groupby("label", sort=True):
+        cls = registry.strategies().get(g["strategy"].iloc[0])
+        described = cls.describe(json.loads(g["params"].iloc[0])["strategy"]) if cls else None
+        if described:
+            rows.append([f"`{label}`", described])
+    if not rows:
+        return None
+    return Table(["variant", "what it is"], rows, caption="The variants named in the figures "
+                 "and tables below.")
 
 
 def _curves(ok: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
@@ -116,8 +140,9 @@ def _hybrid_iterations(ctx: ReportContext, ok: pd.DataFrame, tag: str):
         ax.plot(c.index, c.values, marker=".", color=color, label=f"m = {m}")
     style_axes(ax, "hybrid iteration k", "test error", xlog=2, ncol=2)
     return ctx.save_figure(fig, f"rfm-{tag}-hybrid-iterations",
-                           "Hybrid (default settings): test error of the iterate after k "
-                           "iterations, median over seeds.")
+                           "Hybrid (default configuration: full-data-space GCV for λ, no "
+                           "early stopping): test error of the iterate after k iterations, "
+                           "median over seeds.")
 
 
 def _median_at(df: pd.DataFrame, selector: str, m: int) -> float | None:
@@ -137,37 +162,74 @@ def _spike(df: pd.DataFrame, selector: str, n: int) -> tuple[float | None, str]:
 
 
 def _verdicts(df: pd.DataFrame, n: int) -> list[Any]:
+    """One verdict per claim and, for a check that lists ``strategies``, per configuration
+    present in the data (all of them as "no data" when none is)."""
     blocks: list[Any] = []
-    labels = sorted(df["strategy"].unique())
     for ref in load_references("rfm"):
         blocks.append(Paragraph(f"Claims of {ref.paper} (`{ref.path.split('/')[-1]}`):"))
         for claim in ref.claims:
             check = claim.check
-            op, threshold = check.get("op", "<="), float(check["threshold"])
-            if check["kind"] == "spike_ratio":
-                value, measured = _spike(df, check["strategy"], n)
-                criterion = (f"median test error of `{check['strategy']}` at m = n divided by "
-                             f"the smaller of its medians at m = n/2 and m = 2n {op} {threshold:g}")
-                context = []
-                for other in ("min_norm", "tikhonov[select=oracle]", "hybrid"):
-                    if other != check["strategy"] and other.split("[")[0] in labels:
-                        r, _ = _spike(df, other, n)
-                        if r is not None:
-                            context.append(f"`{other}` {r:.3f}")
-                detail = ("Same ratio for " + ", ".join(context) + ".") if context else ""
-            elif check["kind"] == "max_ratio_to":
-                value, measured, detail = _max_ratio(df, check["strategy"], check["baseline"])
-                criterion = (f"at every m, median test error of `{check['strategy']}` ÷ that of "
-                             f"`{check['baseline']}` {op} {threshold:g}")
-            else:
-                raise ValueError(f"{ref.path}: unknown check kind {check['kind']!r}")
-            outcome = ("no data" if value is None else
-                       "reproduced" if compare(value, op, threshold) else "not reproduced")
-            if claim.note:
-                detail = f"{detail} {claim.note}".strip()
-            blocks.append(Verdict(claim=claim.claim, source=claim.source, criterion=criterion,
-                                  measured=measured, outcome=outcome, detail=detail))
+            selectors = check.get("strategies") or [check["strategy"]]
+            present = [s for s in selectors if not _ok_rows(df, s).empty] or selectors
+            for selector in present:
+                blocks.append(_verdict(df, n, claim, selector, len(selectors) > 1, ref.path))
     return blocks
+
+
+def _ok_rows(df: pd.DataFrame, selector: str) -> pd.DataFrame:
+    rows = select_strategy(df, selector)
+    return rows[rows["status"] == "ok"]
+
+
+def _verdict(df: pd.DataFrame, n: int, claim: Any, selector: str, per_variant: bool,
+             path: str) -> Verdict:
+    check = claim.check
+    op, threshold = check.get("op", "<="), float(check["threshold"])
+    detail = ""
+    if check["kind"] == "spike_ratio":
+        value, measured = _spike(df, selector, n)
+        criterion = (f"median test error of `{selector}` at m = n divided by the smaller of "
+                     f"its medians at m = n/2 and m = 2n {op} {threshold:g}")
+        detail = _spike_context(df, n, selector)
+    elif check["kind"] == "spike_ratio_vs":
+        baseline = check["baseline"]
+        own, measured = _spike(df, selector, n)
+        base, base_text = _spike(df, baseline, n)
+        value = None if own is None or base is None else own / base
+        criterion = (f"spike ratio of `{selector}` (median test error at m = n over the "
+                     f"smaller of the medians at m = n/2 and 2n) {op} {threshold:g} × that "
+                     f"of `{baseline}`")
+        if value is not None:
+            measured = f"{value:.3f}× the baseline's: `{selector}` {measured}; " \
+                       f"`{baseline}` {base_text}"
+        detail = _spike_context(df, n, selector)
+    elif check["kind"] == "max_ratio_to":
+        value, measured, detail = _max_ratio(df, selector, check["baseline"])
+        criterion = (f"at every m, median test error of `{selector}` ÷ that of "
+                     f"`{check['baseline']}` {op} {threshold:g}")
+    else:
+        raise ValueError(f"{path}: unknown check kind {check['kind']!r}")
+    outcome = ("no data" if value is None else
+               "reproduced" if compare(value, op, threshold) else "not reproduced")
+    text = claim.claim
+    if per_variant:
+        described = describe_selector(selector)
+        text = f"{text} — configuration `{selector}`" + (f": {described}" if described else "")
+    if claim.note:
+        detail = f"{detail} {claim.note}".strip()
+    return Verdict(claim=text, source=claim.source, criterion=criterion, measured=measured,
+                   outcome=outcome, detail=detail)
+
+
+def _spike_context(df: pd.DataFrame, n: int, selector: str) -> str:
+    """The spike ratio of the reference strategies, printed beside a spike verdict."""
+    context = []
+    for other in ("min_norm", "tikhonov[select=oracle]"):
+        if other != selector:
+            r, _ = _spike(df, other, n)
+            if r is not None:
+                context.append(f"`{other}` {r:.3f}")
+    return ("Same ratio for " + ", ".join(context) + ".") if context else ""
 
 
 def _max_ratio(df: pd.DataFrame, selector: str, baseline: str) -> tuple[float | None, str, str]:

@@ -15,7 +15,7 @@ from . import section
 from .axes import style_axes
 from .claims import compare, load_references
 from .document import Heading, Paragraph, Table, Verdict, fmt
-from .labels import by_problem, with_labels
+from .labels import by_problem, data_sources, with_labels
 
 if TYPE_CHECKING:
     from . import ReportContext
@@ -33,6 +33,9 @@ def separable_section(ctx: ReportContext) -> list[Any]:
         if ok.empty:
             blocks.append(Paragraph("No ok cells for this problem."))
             continue
+        source = data_sources(ok)
+        if source:
+            blocks.append(Paragraph(source))
         ok = _variant_labels(ok)
         curves = _curves(ctx, ok)
         blocks += [b for b in (_loss_figure(ctx, curves, tag), _lr_figure(ctx, ok, tag),
@@ -85,7 +88,7 @@ def _loss_figure(ctx: ReportContext, curves: pd.DataFrame, tag: str):
         ax.set_xlabel("epoch")
         ax.set_title(f"learning rate {lr:g}", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0, 0].set_ylabel("loss (1/2N)‖WZ − C‖²")
+    axes[0, 0].set_ylabel("loss (the problem's reported loss)")
     axes[0, -1].legend(fontsize=7)
     seeds = curves["seed"].nunique()
     return ctx.save_figure(fig, f"separable-{tag}-loss-vs-epoch",

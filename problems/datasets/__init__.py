@@ -8,6 +8,7 @@ from pathlib import Path
 
 from harness.errors import DataError
 from harness.params import Param
+from harness.plugin import Metric
 
 DATA_ENV = "HARNESS_DATA"
 
@@ -31,3 +32,21 @@ def data_dir_param(what: str) -> Param:
     cell's identity (moving the data keeps cell ids)."""
     return Param(str, None, f"folder of {what} (default ${DATA_ENV})", nullable=True,
                  identity=False)
+
+
+DATA_SOURCE = Metric(str, "which images were used: the set, its source and version, and a "
+                          "digest of its pixels where it is bundled")
+
+
+def describe_images(dataset: str) -> str:
+    """The ``data_source`` value of an image set: ``digits``, ``mnist5k`` or ``mnist``."""
+    from importlib.metadata import version
+
+    if dataset == "digits":
+        return (f"digits: scikit-learn {version('scikit-learn')} load_digits() "
+                f"(1797 8×8 images)")
+    if dataset == "mnist5k":
+        from .mnist5k import describe
+
+        return describe()
+    return "mnist: the MNIST IDX files of data_dir"

@@ -166,6 +166,22 @@ class Hybrid(Strategy):
         "solve_s": SOLVE_S,
     }
 
+    @classmethod
+    def describe(cls, params: dict[str, Any]) -> str | None:
+        rule = {"gcv_full": "GCV with the trace in the full data space (IR Tools' 'modgcv')",
+                "gcv": "projected GCV (IR Tools' 'gcv')",
+                "wgcv": "weighted projected GCV, adaptive ω (IR Tools' 'wgcv')"}
+        lam = rule.get(params["regparam"], f"λ = {params['regparam']}") + " for λ"
+        cap = params["max_iter"]
+        if params["stop"] == "gcv":
+            how = "IR Tools' GCV stopping rule" + (f" (cap {cap})" if cap else "")
+        else:
+            how = f"no early stopping: {cap} iterations" if cap else (
+                "no early stopping: the full Krylov space, k = min(m, n)")
+        paper = (" — the paper's configuration" if (params["regparam"], params["stop"], cap)
+                 == ("gcv", "gcv", None) else "")
+        return f"{lam}; {how}{paper}"
+
     def fit(self, task: Any, run: RunContext) -> Fit:
         t0 = time.perf_counter()
         res = hybrid_lsqr(task.Z, task.C, regparam=self.params["regparam"],

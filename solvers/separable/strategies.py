@@ -19,8 +19,10 @@ COMMON: dict[str, Param] = {
     "epochs": Param(int, 20, "passes over the training set", low=1),
 }
 METRICS: dict[str, Metric] = {
-    "train_loss": Metric(float, "(1/2N)‖WZ − C‖² on the training set after the last epoch"),
-    "val_loss": Metric(float, "(1/2N)‖WZ − C‖² on the validation set after the last epoch"),
+    "train_loss": Metric(float, "the problem's reported loss on the training set after the "
+                                "last epoch ((1/2N)‖WZ − C‖²; autoencoder: per-image SSE)"),
+    "val_loss": Metric(float, "the problem's reported loss on the validation set after the "
+                              "last epoch"),
     "best_val_loss": Metric(float, "lowest validation loss over the epochs"),
     "epoch_s": Metric(float, "median wall time of one epoch, evaluation excluded (s)", "s"),
     "lam_bar": Metric(float, "slimtrain: final cumulative regularization Λ̄ (null for adam)"),
@@ -61,9 +63,12 @@ class SlimTrain(_SeparableStrategy):
         "lam0": Param(float, 1e-10, "initial cumulative regularization Λ̄₀ (and Λ per batch "
                       "when select: constant)", low=0),
         "lb": Param(float, 1e-7, "lower bound of Λ̄ + Λ", low=0, low_open=True),
-        "ub": Param(float, 1e3, "upper bound of Λ̄ + Λ", low=0, low_open=True),
+        "ub": Param(float, None, "upper bound of Λ̄ + Λ (null: none, as the paper's MATLAB "
+                    "code; the authors' autoencoder drivers use 10)", low=0, low_open=True,
+                    nullable=True),
         "denominator": Param(str, "observations", "sGCV normalisation: observations "
-                             "(n_b·n_t, the MATLAB code) or samples (n_b, the PyTorch code)",
+                             "(n_b·n_t, the MATLAB code) or samples (n_b samples, e.g. "
+                             "images, the PyTorch code)",
                              choices=DENOMINATORS),
     }
     smoke_params: ClassVar[dict[str, Any]] = {"epochs": 2, "batch_size": 10}

@@ -3,9 +3,16 @@
 A problem hands over a :class:`SeparableTask`: a feature extractor F(y; θ) (a module whose
 output is N × features, or N × features × P for P observations per sample such as the
 pixels of an image), the data splits, and its regularizer R(θ). The network is
-f(y) = W·[F(y; θ); 1] with the bias as a row of ones; the loss of a batch of N samples is
+f(y) = W·[F(y; θ); 1] with the bias as a row of ones; the training loss of a batch of N
+samples is
 
-    (1/2N)·‖W Z − C‖²_F + (α_θ/2)·R(θ)  [+ (α_W/2)·‖W‖²_F for Adam]
+    (w/N)·‖W Z − C‖²_F + (α_θ/2)·R(θ)  [+ (α_W/2)·‖W‖²_F for Adam]
+
+with the problem's ``loss_weight`` w: 1/2 for the MATLAB experiments (peaks, CDR), 1/P for
+the autoencoder (P pixels: the pixel-mean MSE of the authors' PyTorch code, so that α_θ and
+α_W act as Adam's ``weight_decay`` does there — its gradient is that of (α/2)‖θ‖²). The
+reported losses use the problem's ``eval_weight`` instead (1/2, or 1 for the autoencoder's
+per-image sum of squares).
 
 ``slimtrain`` updates W by :class:`~solvers.separable.slimtik.SlimTik` and then takes one
 Adam step on θ with the new W held fixed; ``adam`` trains θ and W jointly.
@@ -37,6 +44,8 @@ class SeparableTask(Protocol):
     n_targets: int
     alpha_theta: float  # the problem's default weight of R(θ)
     data: dict[str, tuple[torch.Tensor, torch.Tensor]]  # split → (inputs, targets)
+    loss_weight: float  # training loss: loss_weight · ‖WZ − C‖² / samples
+    eval_weight: float  # reported losses: eval_weight · ‖WZ − C‖² / samples
 
     def regularizer(self) -> torch.Tensor:
         """R(θ) of the feature extractor."""
@@ -81,8 +90,8 @@ class SeparableSolution:
 
 
 def split_errors(solution: SeparableSolution, Y: torch.Tensor, C: torch.Tensor,
-                 batch: int = 64) -> tuple[float, torch.Tensor]:
-    """(loss (1/2N)‖WZ − C‖², per-sample relative errors ‖W z − c‖/‖c‖) of one split, in
+                 batch: int = 64, weight: float = 0.5) -> tuple[float, torch.Tensor]:
+    """(loss (weight/N)‖WZ − C‖², per-sample relative errors ‖W z − c‖/‖c‖) of one split, in
     chunks of ``batch`` samples (64 autoencoder images have 51 MB of per-pixel features)."""
     sq, rel = 0.0, []
     training = solution.features.training
@@ -95,7 +104,7 @@ def split_errors(solution: SeparableSolution, Y: torch.Tensor, C: torch.Tensor,
                 rel.append(diff.norm(dim=1) / C[i:i + batch].flatten(1).norm(dim=1))
     finally:
         solution.features.train(training)
-    return sq / (2 * len(Y)), torch.cat(rel)
+    return weight * sq / len(Y), torch.cat(rel)
 
 
 @dataclass
@@ -114,6 +123,15 @@ class SeparableStats:
         return {"train_loss": self.losses["train"][-1], "val_loss": val[-1],
                 "best_val_loss": min(val), "epoch_s": statistics.median(self.epoch_s),
                 "lam_bar": self.lam_bar}
+
+
+def training_loss(task: SeparableTask, W: torch.Tensor, Z: torch.Tensor, C: torch.Tensor,
+                  n_b: int, alpha_theta: float, alpha_w: float = 0.0) -> torch.Tensor:
+    """(w/n_b)‖WZ − C‖² + (α_θ/2)R(θ) + (α_W/2)‖W‖² for a batch of n_b samples whose
+    features and targets are Z and C (w: the task's ``loss_weight``)."""
+    loss = task.loss_weight * ((W @ Z - C) ** 2).sum() / n_b
+    loss = loss + alpha_theta / 2 * task.regularizer()
+    return loss + alpha_w / 2 * (W**2).sum() if alpha_w else loss
 
 
 def _theta(model: nn.Module) -> torch.Tensor:
@@ -155,13 +173,12 @@ def train_separable(task: SeparableTask, run: Any, *, method: str, lr: float, ep
             Z, Cb = feature_matrix(task.features(Y[idx])), target_matrix(C[idx])
             n_b = len(idx)
             if method == "slimtrain":
-                info = slimtik.update(Z.detach(), Cb, beta=n_b ** -0.5)
+                info = slimtik.update(Z.detach(), Cb, n_samples=n_b)
                 W = slimtik.W.to(Z)
                 run.log("lam", info.lam, step=step, epoch=epoch)
                 run.log("lam_bar", info.lam_bar, step=step, epoch=epoch)
-            loss = ((W @ Z - Cb) ** 2).sum() / (2 * n_b) + a_theta / 2 * task.regularizer()
-            if method == "adam":
-                loss = loss + alpha_w / 2 * (W**2).sum()
+            loss = training_loss(task, W, Z, Cb, n_b, a_theta,
+                                 alpha_w if method == "adam" else 0.0)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at epoch {epoch}, batch {step}")
             optimizer.zero_grad(set_to_none=True)
@@ -176,7 +193,8 @@ def train_separable(task: SeparableTask, run: Any, *, method: str, lr: float, ep
         solution = SeparableSolution(task.features, W.detach())
         with run.evaluating():
             for split in SPLITS:
-                value = split_errors(solution, *task.data[split])[0]
+                value = split_errors(solution, *task.data[split],
+                                     weight=task.eval_weight)[0]
                 stats.losses[split].append(value)
                 run.log("loss", value, step=epoch, split=split, epoch=epoch)
         run.log("theta_change", stats.theta_change[-1], step=epoch, epoch=epoch)
