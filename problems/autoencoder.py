@@ -1,5 +1,5 @@
 """``autoencoder``: the paper's convolutional MNIST autoencoder as a separable network
-(papers.md §2.5, E3): the last transposed convolution is the linear layer W.
+(docs/papers.md, E3): the last transposed convolution is the linear layer W.
 
 Encoder Conv(1→16, 4×4, s2, p1), ReLU, Conv(16→32, 4×4, s2, p1), ReLU, Linear(1568→50);
 decoder features Linear(50→1568), 32×7×7, BatchNorm, ConvT(32→16, 4×4, s2, p1), ReLU,

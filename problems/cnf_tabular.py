@@ -1,12 +1,12 @@
-"""``cnf_tabular``: continuous normalizing flows on the MAF tabular sets (papers.md §1.5).
+"""``cnf_tabular``: continuous normalizing flows on the MAF tabular sets (docs/papers.md).
 
 ``dataset``: ``power``, ``gas``, ``hepmass``, ``miniboone``, ``bsds300`` (the MAF files in
 ``data_dir`` / $HARNESS_DATA, see :mod:`problems.datasets.maf`) or an embedded stand-in:
 ``digits63`` (BSDS300-like) and Gaussian mixtures ``mix6``, ``mix8``, ``mix21``, ``mix43``
 with the dimensions of POWER, GAS, HEPMASS, MINIBOONE (:mod:`problems.datasets.standins`).
 
-Model per dataset as in FFJORD (blocks / hidden layers / width = factor·d / nonlinearity;
-papers.md §1.5, "verify before relying"): POWER 5/3/10/tanh, GAS 5/3/20/tanh, HEPMASS
+Model per dataset as recalled from FFJORD's published settings (blocks / hidden layers /
+width = factor·d / nonlinearity; not checked against FFJORD's code, see docs/node.md): POWER 5/3/10/tanh, GAS 5/3/20/tanh, HEPMASS
 10/2/10/softplus, MINIBOONE 1/2/20/softplus, BSDS300 2/3/20/softplus; each stand-in takes
 the architecture of the set it stands in for. Each parameter overrides its part. Training:
 Hutchinson trace, shuffled mini-batches (epochs), Adam lr 1e-3, weight decay 1e-6, T

@@ -1,4 +1,4 @@
-"""``cnf_toy``: a continuous normalizing flow on a 2-D toy density (papers.md §1.4).
+"""``cnf_toy``: a continuous normalizing flow on a 2-D toy density (docs/papers.md).
 
 A fresh training batch is drawn every iteration (a generator seeded by the cell's seed and
 the iteration, so both strategies see the same batches); validation and test samples are

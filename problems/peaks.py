@@ -1,4 +1,4 @@
-"""``peaks``: approximate MATLAB's peaks surface with a separable network (papers.md §2.5,
+"""``peaks``: approximate MATLAB's peaks surface with a separable network (docs/papers.md,
 E1).
 
 c = 3(1−x)² e^{−x²−(y+1)²} − 10(x/5 − x³ − y⁵) e^{−x²−y²} − ⅓ e^{−(x+1)²−y²} on [−3, 3]²;

@@ -1,5 +1,5 @@
 """The feature extractor of the peaks and CDR experiments (Meganet's ``ResNNrk4``;
-papers.md §2.5): an opening dense layer, then a ResNet whose layers are RK4 steps of
+docs/papers.md): an opening dense layer, then a ResNet whose layers are RK4 steps of
 dx/dt = tanh(K(t) x + b(t)) with antisymmetric K = Θ − Θᵀ − γI (stable forward
 propagation), and the smoothness regularizer of the paper.
 

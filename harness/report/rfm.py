@@ -202,7 +202,7 @@ def _verdict(df: pd.DataFrame, n: int, claim: Any, selector: str, per_variant: b
         if value is not None:
             measured = f"{value:.3f}× the baseline's: `{selector}` {measured}; " \
                        f"`{baseline}` {base_text}"
-        detail = _spike_context(df, n, selector)
+        detail = _spike_context(df, n, selector, baseline)
     elif check["kind"] == "max_ratio_to":
         value, measured, detail = _max_ratio(df, selector, check["baseline"])
         criterion = (f"at every m, median test error of `{selector}` ÷ that of "
@@ -221,11 +221,12 @@ def _verdict(df: pd.DataFrame, n: int, claim: Any, selector: str, per_variant: b
                    outcome=outcome, detail=detail)
 
 
-def _spike_context(df: pd.DataFrame, n: int, selector: str) -> str:
-    """The spike ratio of the reference strategies, printed beside a spike verdict."""
+def _spike_context(df: pd.DataFrame, n: int, *shown: str) -> str:
+    """The spike ratio of the reference strategies not ``shown`` already, printed beside a
+    spike verdict."""
     context = []
     for other in ("min_norm", "tikhonov[select=oracle]"):
-        if other != selector:
+        if other not in shown:
             r, _ = _spike(df, other, n)
             if r is not None:
                 context.append(f"`{other}` {r:.3f}")

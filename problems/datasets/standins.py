@@ -1,4 +1,4 @@
-"""Embedded stand-ins for the MAF sets, needing no download (papers.md §1.8): only the
+"""Embedded stand-ins for the MAF sets, needing no download (docs/papers.md): only the
 Disc-Opt vs Opt-Disc *comparison* carries over, not the published NLLs.
 
 - ``digits63``: scikit-learn's 8×8 digits without the last pixel (63-d, like BSDS300's

@@ -1,4 +1,4 @@
-"""The 2-D toy densities of FFJORD's ``toy_data.inf_train_gen`` (papers.md §1.4), with the
+"""The 2-D toy densities of FFJORD's ``toy_data.inf_train_gen`` (docs/papers.md), with the
 same constants, drawn from a NumPy generator so a seed fixes every batch."""
 
 from __future__ import annotations

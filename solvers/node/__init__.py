@@ -1,4 +1,4 @@
-"""Neural-ODE training (papers.md §1): Discretize-Optimize vs Optimize-Discretize.
+"""Neural-ODE training (docs/papers.md): Discretize-Optimize vs Optimize-Discretize.
 
 Library use, without the harness::
 

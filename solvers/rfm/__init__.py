@@ -1,4 +1,4 @@
-"""Solvers for random-feature least squares ``W Z ≈ C`` (papers.md §3): minimum norm,
+"""Solvers for random-feature least squares ``W Z ≈ C`` (docs/papers.md): minimum norm,
 Tikhonov (weight decay), gradient flow (early stopping) and hybrid LSQR with GCV.
 
 Library use, without the harness::

@@ -1,4 +1,4 @@
-"""Separable networks f(y) = W·[F(y; θ); 1] (papers.md §2): slimTrain (slimTik on W, Adam
+"""Separable networks f(y) = W·[F(y; θ); 1] (docs/papers.md): slimTrain (slimTik on W, Adam
 on θ) vs Adam on both.
 
 Library use, without the harness::

@@ -1,5 +1,5 @@
 """slimTik: the sampled limited-memory Tikhonov update of a final linear layer
-(Newman, Chung, Chung & Ruthotto, SISC 2022; papers.md §2.4).
+(Newman, Chung, Chung & Ruthotto, SISC 2022; docs/papers.md).
 
 The linear layer W (targets × features) maps a feature matrix Z (features × observations,
 the bias row of ones included by the caller) to predictions W Z. Per batch, with
