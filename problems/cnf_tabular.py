@@ -6,12 +6,13 @@
 with the dimensions of POWER, GAS, HEPMASS, MINIBOONE (:mod:`problems.datasets.standins`).
 
 Model per dataset as recalled from FFJORD's published settings (blocks / hidden layers /
-width = factor·d / nonlinearity; not checked against FFJORD's code, see docs/node.md): POWER 5/3/10/tanh, GAS 5/3/20/tanh, HEPMASS
-10/2/10/softplus, MINIBOONE 1/2/20/softplus, BSDS300 2/3/20/softplus; each stand-in takes
-the architecture of the set it stands in for. Each parameter overrides its part. Training:
-Hutchinson trace, shuffled mini-batches (epochs), Adam lr 1e-3, weight decay 1e-6, T
-starting at 1; test NLL with the exact trace. FFJORD's early stopping and learning-rate
-drops are not reproduced: the grid fixes ``iterations``.
+width = factor·d / nonlinearity; not checked against FFJORD's code, see docs/node.md):
+POWER 5/3/10/tanh, GAS 5/3/20/tanh, HEPMASS 10/2/10/softplus, MINIBOONE 1/2/20/softplus,
+BSDS300 2/3/20/softplus; each stand-in takes the architecture of the set it stands in for.
+Each parameter overrides its part. Training: Hutchinson trace, shuffled mini-batches
+(epochs), Adam lr 1e-3, weight decay 1e-6, T starting at 1; test NLL with the exact trace.
+FFJORD's early stopping and learning-rate drops are not reproduced: the grid fixes
+``iterations``.
 """
 
 from __future__ import annotations

@@ -33,20 +33,11 @@ class TaylorResult:
     slope_e1: float | None
 
 
-NOISE_MARGIN = 100.0  # fit only errors this many times above the smallest one measured
-
-
 def fitted_slope(h: Sequence[float], err: Sequence[float], scale: float,
                  eps: float = FLOOR) -> float | None:
-    """Least-squares slope of log₂ err against log₂ h over h ≤ 2⁻⁴ and err above the floor;
-    None with fewer than three such points.
-
-    The floor is the larger of ``eps · max(scale, 1)`` and 100× the smallest error of the
-    sweep: the round-off in J(θ + hv) − J(θ) of a loss that sums many terms through an
-    integrator is far above machine ε·|J| (≈ 1e4·ε·|J| for a CNF NLL), and the smallest
-    error of the sweep, where the Taylor term is negligible, measures it."""
-    positive = [e for e in err if e > 0]
-    floor = max(eps * max(abs(scale), 1.0), NOISE_MARGIN * min(positive, default=0.0))
+    """Least-squares slope of log₂ err against log₂ h over h ≤ 2⁻⁴ and err above the floor
+    ``eps · max(scale, 1)``; None with fewer than three such points."""
+    floor = eps * max(abs(scale), 1.0)
     pts = [(np.log2(x), np.log2(e)) for x, e in zip(h, err, strict=True)
            if x <= FIT_MAX_H and e > floor]
     if len(pts) < 3:
