@@ -9,7 +9,10 @@ its source, and a ``check`` that a family's report section knows how to evaluate
       source: abstract
       check: {kind: spike_ratio, strategy: min_norm, op: ">=", threshold: 3.0}
 
-Strategies are selected as ``name`` (its default parameters) or ``name[key=value,…]``.
+Strategies are selected as ``name`` (its default parameters) or ``name[key=value,…]``; a
+check may give ``strategies: [selector, …]`` instead of ``strategy`` to be judged once per
+configuration present in the data. Each claim's ``source`` says where its threshold comes
+from (the project's docs/papers.md collects them).
 """
 
 from __future__ import annotations
