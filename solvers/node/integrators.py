@@ -121,14 +121,14 @@ class FixedStepRK4(Integrator):
             states.append(y)
             slopes.append(k1)
         ys, j = [], 0
-        for i, ti in enumerate(t):
+        for ti in t:
             tau = float(ti.detach())
             while j < len(times) - 2 and sign * (tau - times[j + 1]) >= 0:
                 j += 1  # [times[j], times[j+1]] holds tau (outputs are monotone)
             h = times[j + 1] - times[j]
             s = (tau - times[j]) / h
-            if i == 0 or abs(s) <= _GRID_SLACK:
-                ys.append(states[j] if i else y0)
+            if abs(s) <= _GRID_SLACK:  # t[0] itself, or a grid point
+                ys.append(states[j])
             elif abs(s - 1) <= _GRID_SLACK:
                 ys.append(states[j + 1])
             else:
