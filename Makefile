@@ -31,6 +31,8 @@ install: $(STAMP)
 # The install is redone only when the dependency declarations change.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# a .venv made before the distribution was renamed still holds the old one
+	$(BIN)/python -m pip uninstall --quiet --yes harness 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,mpi]'
 	touch $(STAMP)
 

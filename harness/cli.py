@@ -138,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.version:
-            from .provenance import package_version
+            from .provenance import DISTRIBUTION, package_version
 
-            print(package_version("harness"))
+            print(package_version(DISTRIBUTION))
             return EXIT_OK
         if args.command is None:
             build_parser().print_help()

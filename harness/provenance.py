@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
+DISTRIBUTION = "sciml-harness"  # the name pip knows the harness by
 
 
 def package_version(name: str) -> str | None:
@@ -44,7 +45,7 @@ def run_provenance() -> dict[str, Any]:
     """Provenance of the driver, for the run manifest and the rows it writes."""
     sha, dirty = git_state()
     return {
-        "harness_version": package_version("harness"),
+        "harness_version": package_version(DISTRIBUTION),
         "git_sha": sha,
         "git_dirty": dirty,
         "python": platform.python_version(),

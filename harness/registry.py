@@ -15,7 +15,7 @@ from typing import Any
 
 _REGISTRY: dict[str, dict[str, type]] = {"problem": {}, "strategy": {}}
 _LOADED = False
-BUILTIN_PACKAGES = ("problems", "solvers")
+BUILTIN_PACKAGES = ("harness.problems", "harness.solvers")
 
 
 def register(kind: str, cls: type) -> None:

@@ -17,7 +17,7 @@ import torch
 
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
-from solvers.separable.train import SeparableSolution
+from harness.solvers.separable.train import SeparableSolution
 
 from .datasets.cdr import load_cdr
 from .resnet_features import AntisymmetricResNet

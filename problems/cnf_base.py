@@ -13,8 +13,8 @@ import torch
 
 from harness.params import Param
 from harness.plugin import Metric, RunContext
-from solvers.node import Integrator, NodeSolution, unless_blown_up
-from solvers.node.cnf import CNF, DIVERGENCES, NONLINEARITIES, inverse_error
+from harness.solvers.node import Integrator, NodeSolution, unless_blown_up
+from harness.solvers.node.cnf import CNF, DIVERGENCES, NONLINEARITIES, inverse_error
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

@@ -18,7 +18,7 @@ import torch
 
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
-from solvers.separable.train import SeparableSolution
+from harness.solvers.separable.train import SeparableSolution
 
 from .resnet_features import AntisymmetricResNet
 from .separable_base import SEPARABLE_METRICS, SeparableData, evaluate_separable

@@ -27,15 +27,15 @@ import torch
 from harness.errors import ParamError
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
-from problems.datasets import (
+from harness.problems.datasets import (
     DATA_SOURCE,
     data_dir_param,
     describe_images,
     mnist5k,
     resolve_data_dir,
 )
-from problems.datasets.digits import N_IMAGES, load_digits_images
-from problems.datasets.mnist import check_files, load_mnist
+from harness.problems.datasets.digits import N_IMAGES, load_digits_images
+from harness.problems.datasets.mnist import check_files, load_mnist
 
 CHUNK_BYTES = 256 * 2**20  # test features are built in chunks of at most this size
 BUNDLED_SIZES = {"digits": N_IMAGES, "mnist5k": mnist5k.N_IMAGES}  # sets that need no file

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from harness.plugin import Metric, RunContext
-from solvers.separable.train import SPLITS, SeparableSolution, split_errors
+from harness.solvers.separable.train import SPLITS, SeparableSolution, split_errors
 
 STATS = ("mean", "std", "min", "max")
 

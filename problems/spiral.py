@@ -28,7 +28,7 @@ from torch import nn
 
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
-from solvers.node import Integrator, NodeSolution, unless_blown_up
+from harness.solvers.node import Integrator, NodeSolution, unless_blown_up
 
 A = np.array([[-0.1, 2.0], [-2.0, -0.1]])
 U0 = np.array([2.0, 0.0])

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from harness.runner import run_cell
-from problems.datasets.toy2d import GENERATORS, sample_toy
-from solvers.node import FixedStepRK4, reference_solver
-from solvers.node.cnf import CNF, CNFDynamics, ODEnet, standard_normal_logpdf
+from harness.problems.datasets.toy2d import GENERATORS, sample_toy
+from harness.solvers.node import FixedStepRK4, reference_solver
+from harness.solvers.node.cnf import CNF, CNFDynamics, ODEnet, standard_normal_logpdf
 from tests.test_node_solvers import node_cell
 
 

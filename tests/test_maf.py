@@ -7,9 +7,9 @@ import pytest
 
 from harness.errors import DataError
 from harness.runner import run_cell
-from problems.cnf_tabular import CNFTabular
-from problems.datasets.maf import load_maf
-from problems.datasets.standins import MIXTURE_DIMS, load_standin, mixture_logpdf
+from harness.problems.cnf_tabular import CNFTabular
+from harness.problems.datasets.maf import load_maf
+from harness.problems.datasets.standins import MIXTURE_DIMS, load_standin, mixture_logpdf
 from tests.test_node_solvers import node_cell
 
 

@@ -9,7 +9,7 @@ import pytest
 from harness.errors import DataError, InputError
 from harness.grid import parse_grid
 from harness.runner import run_cell
-from problems.datasets.mnist import check_files, load_mnist
+from harness.problems.datasets.mnist import check_files, load_mnist
 
 
 def write_idx(root, n=60, gz=True, split="train", rng=None):

@@ -14,7 +14,7 @@ from harness.errors import InputError
 from harness.grid import parse_grid
 from harness.plugin import RunContext
 from harness.runner import run_cell
-from solvers.node import (
+from harness.solvers.node import (
     Adaptive,
     FixedStepRK4,
     fitted_slope,
@@ -88,7 +88,7 @@ def test_interpolated_outputs_are_fourth_order_accurate():
 def test_spiral_disc_opt_with_h_005_takes_one_grid_of_30_steps():
     """The paper's h = 0.05 on the spiral's 30 data times on [0, 1.5]: 30 steps, not a
     restarted grid with sliver steps per data interval."""
-    from problems.spiral import Spiral
+    from harness.problems.spiral import Spiral
 
     task = Spiral().build(0, RunContext("cpu", 0))
     solve = FixedStepRK4("classic", step_size=0.05)
@@ -208,7 +208,7 @@ def test_a_blow_up_is_a_floating_point_error_and_a_null_check():
 
 def _explicit_rk(weights, f, y, h):
     """One step of the Tsit5 tableau for an autonomous scalar ODE (the nodes c are unused)."""
-    from solvers.node.tsit5 import A
+    from harness.solvers.node.tsit5 import A
 
     k = [f(y)]
     for row in A:
@@ -217,7 +217,7 @@ def _explicit_rk(weights, f, y, h):
 
 
 def test_tsit5_tableau_is_fifth_order_with_a_fourth_order_embedding():
-    from solvers.node.tsit5 import B_ERROR, B
+    from harness.solvers.node.tsit5 import B_ERROR, B
 
     def f(y):
         return -y**2 + math.sin(y)  # autonomous, non-linear
@@ -234,7 +234,7 @@ def test_tsit5_tableau_is_fifth_order_with_a_fourth_order_embedding():
 
 
 def test_tsit5_dense_output_is_consistent():
-    from solvers.node.tsit5 import B, dense_weights
+    from harness.solvers.node.tsit5 import B, dense_weights
 
     assert dense_weights(1.0) == pytest.approx(B, abs=1e-12)
     for theta in (0.1, 0.5, 0.9):

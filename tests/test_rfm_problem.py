@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from harness.plugin import RunContext
-from problems.rfm import RandomFeatureModel, random_feature_map, standardize_images
+from harness.problems.rfm import RandomFeatureModel, random_feature_map, standardize_images
 
 
 def build(seed=0, **params):
@@ -53,7 +53,7 @@ def test_n_test_defaults_to_the_rest_of_digits():
 def test_test_features_in_chunks_equal_the_whole(monkeypatch):
     task = build()
     whole = task.features(task.Y_test)
-    monkeypatch.setattr("problems.rfm.CHUNK_BYTES", 40 * 8 * 7)  # 7 samples per chunk
+    monkeypatch.setattr("harness.problems.rfm.CHUNK_BYTES", 40 * 8 * 7)  # 7 samples per chunk
     task._test_cache = None
     chunks = list(task.test_chunks())
     assert len(chunks) == 8
@@ -72,7 +72,7 @@ def test_evaluate_uses_the_papers_error():
 
 
 def test_mnist5k_is_real_mnist_with_no_file_and_says_so():
-    from problems.datasets.mnist5k import DATA_SHA, load_mnist5k
+    from harness.problems.datasets.mnist5k import DATA_SHA, load_mnist5k
 
     X, y = load_mnist5k()
     assert X.shape == (5000, 784) and X.min() == 0 and X.max() == 255

@@ -5,7 +5,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from solvers.rfm import (
+from harness.solvers.rfm import (
     adaptive_weight,
     gcv_value,
     gradient_flow,
@@ -14,7 +14,7 @@ from solvers.rfm import (
     minimize_gcv,
     tikhonov,
 )
-from solvers.rfm.hybrid import _check_gcv_stop, _ClassState
+from harness.solvers.rfm.hybrid import _check_gcv_stop, _ClassState
 
 SHAPES = [(30, 80), (80, 30), (50, 50)]  # m < n, m > n, m = n
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from solvers.separable import SlimTik, trial_points
+from harness.solvers.separable import SlimTik, trial_points
 
 
 def _batches(k=6, n_f=9, n_t=3, n_b=5, seed=0):

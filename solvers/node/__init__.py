@@ -2,7 +2,7 @@
 
 Library use, without the harness::
 
-    from solvers.node import FixedStepRK4, Adaptive, taylor_check
+    from harness.solvers.node import FixedStepRK4, Adaptive, taylor_check
     rk4 = FixedStepRK4("3/8", step_size=0.25)       # Disc-Opt: backprop through RK4
     ys = rk4(func, y0, t); rk4.nfe                  # states at t, evaluations of func
     adj = Adaptive("dopri5", rtol=1e-5, atol=1e-5, adjoint=True)   # Opt-Disc

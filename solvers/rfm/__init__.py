@@ -3,7 +3,7 @@ Tikhonov (weight decay), gradient flow (early stopping) and hybrid LSQR with GCV
 
 Library use, without the harness::
 
-    from solvers.rfm import min_norm, tikhonov, gradient_flow, hybrid_lsqr
+    from harness.solvers.rfm import min_norm, tikhonov, gradient_flow, hybrid_lsqr
     W = tikhonov(Z, C, alpha=1e-2)          # Z: m × n features, C: t × n targets
     res = hybrid_lsqr(Z, C)                 # res.W, res.lam, res.n_iter
 """

@@ -3,7 +3,7 @@ on θ) vs Adam on both.
 
 Library use, without the harness::
 
-    from solvers.separable import SlimTik
+    from harness.solvers.separable import SlimTik
     tik = SlimTik(n_targets, n_features, memory_depth=5, select="sgcv", lam_bar=1e-10)
     step = tik.update(Z, C)     # Z: features × batch (bias row included), C: targets × batch
     tik.W, step.lam, step.lam_bar
