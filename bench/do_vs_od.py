@@ -22,13 +22,13 @@ import time
 
 import numpy as np
 import torch
+from harness.problems.cnf_base import build_model
+from harness.problems.datasets.toy2d import sample_toy
+from harness.solvers.node import FixedStepRK4, train_node
 
 from harness import registry
 from harness.cell import Cell, Resources, cell_id_of
 from harness.runner import run_cell
-from harness.problems.cnf_base import build_model
-from harness.problems.datasets.toy2d import sample_toy
-from harness.solvers.node import FixedStepRK4, train_node
 
 STEP = 0.25
 
@@ -87,9 +87,8 @@ class BareTask:
 
 def bare_loop(model, batches, iterations) -> list[float]:
     """Disc-Opt written directly against torchdiffeq: odeint(method="rk4") per block."""
-    from torchdiffeq import odeint
-
     from harness.solvers.node.cnf import standard_normal_logpdf
+    from torchdiffeq import odeint
 
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
     times = []

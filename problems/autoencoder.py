@@ -30,12 +30,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from harness.solvers.separable.train import SeparableSolution
 from torch import nn
 
 from harness.errors import ParamError
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
-from harness.solvers.separable.train import SeparableSolution
 
 from .datasets import DATA_SOURCE, data_dir_param, describe_images, mnist5k, resolve_data_dir
 from .datasets.digits import N_IMAGES, load_digits_images

@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from harness.solvers.separable.train import SeparableSolution
 
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
-from harness.solvers.separable.train import SeparableSolution
 
 from .datasets.cdr import load_cdr
 from .resnet_features import AntisymmetricResNet

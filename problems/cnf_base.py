@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from harness.solvers.node import Integrator, NodeSolution, unless_blown_up
+from harness.solvers.node.cnf import CNF, DIVERGENCES, NONLINEARITIES, inverse_error
 
 from harness.params import Param
 from harness.plugin import Metric, RunContext
-from harness.solvers.node import Integrator, NodeSolution, unless_blown_up
-from harness.solvers.node.cnf import CNF, DIVERGENCES, NONLINEARITIES, inverse_error
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

@@ -21,10 +21,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from harness.solvers.node import NodeSolution
 
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
-from harness.solvers.node import NodeSolution
 
 from .cnf_base import CNF_METRICS, DTYPES, CNFTask, build_model, cnf_parameters, evaluate_cnf
 from .datasets import data_dir_param, resolve_data_dir

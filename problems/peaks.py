@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from harness.solvers.separable.train import SeparableSolution
 
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
-from harness.solvers.separable.train import SeparableSolution
 
 from .resnet_features import AntisymmetricResNet
 from .separable_base import SEPARABLE_METRICS, SeparableData, evaluate_separable

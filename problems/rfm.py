@@ -23,10 +23,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-
-from harness.errors import ParamError
-from harness.params import Param
-from harness.plugin import Metric, Problem, RunContext
 from harness.problems.datasets import (
     DATA_SOURCE,
     data_dir_param,
@@ -36,6 +32,10 @@ from harness.problems.datasets import (
 )
 from harness.problems.datasets.digits import N_IMAGES, load_digits_images
 from harness.problems.datasets.mnist import check_files, load_mnist
+
+from harness.errors import ParamError
+from harness.params import Param
+from harness.plugin import Metric, Problem, RunContext
 
 CHUNK_BYTES = 256 * 2**20  # test features are built in chunks of at most this size
 BUNDLED_SIZES = {"digits": N_IMAGES, "mnist5k": mnist5k.N_IMAGES}  # sets that need no file

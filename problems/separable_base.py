@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from harness.solvers.separable.train import SPLITS, SeparableSolution, split_errors
 from torch import nn
 
 from harness.plugin import Metric, RunContext
-from harness.solvers.separable.train import SPLITS, SeparableSolution, split_errors
 
 STATS = ("mean", "std", "min", "max")
 

@@ -23,12 +23,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from harness.solvers.node import Integrator, NodeSolution, unless_blown_up
 from scipy.integrate import solve_ivp
 from torch import nn
 
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
-from harness.solvers.node import Integrator, NodeSolution, unless_blown_up
 
 A = np.array([[-0.1, 2.0], [-2.0, -0.1]])
 U0 = np.array([2.0, 0.0])

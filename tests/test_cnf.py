@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from torch import nn
-
-from harness.runner import run_cell
 from harness.problems.datasets.toy2d import GENERATORS, sample_toy
 from harness.solvers.node import FixedStepRK4, reference_solver
 from harness.solvers.node.cnf import CNF, CNFDynamics, ODEnet, standard_normal_logpdf
+from torch import nn
+
+from harness.runner import run_cell
 from tests.test_node_solvers import node_cell
 
 

@@ -4,12 +4,12 @@ the errors for missing files."""
 import numpy as np
 import pandas as pd
 import pytest
-
-from harness.errors import DataError
-from harness.runner import run_cell
 from harness.problems.cnf_tabular import CNFTabular
 from harness.problems.datasets.maf import load_maf
 from harness.problems.datasets.standins import MIXTURE_DIMS, load_standin, mixture_logpdf
+
+from harness.errors import DataError
+from harness.runner import run_cell
 from tests.test_node_solvers import node_cell
 
 

@@ -5,11 +5,11 @@ import struct
 
 import numpy as np
 import pytest
+from harness.problems.datasets.mnist import check_files, load_mnist
 
 from harness.errors import DataError, InputError
 from harness.grid import parse_grid
 from harness.runner import run_cell
-from harness.problems.datasets.mnist import check_files, load_mnist
 
 
 def write_idx(root, n=60, gz=True, split="train", rng=None):

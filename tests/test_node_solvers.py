@@ -6,14 +6,6 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from torch import nn
-
-from harness import registry
-from harness.cell import Cell, Resources, cell_id_of
-from harness.errors import InputError
-from harness.grid import parse_grid
-from harness.plugin import RunContext
-from harness.runner import run_cell
 from harness.solvers.node import (
     Adaptive,
     FixedStepRK4,
@@ -23,6 +15,14 @@ from harness.solvers.node import (
     taylor_check,
     unless_blown_up,
 )
+from torch import nn
+
+from harness import registry
+from harness.cell import Cell, Resources, cell_id_of
+from harness.errors import InputError
+from harness.grid import parse_grid
+from harness.plugin import RunContext
+from harness.runner import run_cell
 
 A = np.array([[-0.1, 2.0], [-2.0, -0.1]])
 Y0 = np.array([1.0, 0.5])

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from harness.problems.rfm import RandomFeatureModel, random_feature_map, standardize_images
 
 from harness.plugin import RunContext
-from harness.problems.rfm import RandomFeatureModel, random_feature_map, standardize_images
 
 
 def build(seed=0, **params):

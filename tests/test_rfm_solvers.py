@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-
 from harness.solvers.rfm import (
     adaptive_weight,
     gcv_value,

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from harness.runner import run_cell
 from harness.problems.datasets import cdr
 from harness.problems.resnet_features import AntisymmetricResNet
 from harness.solvers.separable.train import SeparableSolution, feature_matrix, target_matrix
+
+from harness.runner import run_cell
 from tests.test_node_solvers import node_cell
 
 
@@ -122,9 +122,10 @@ def test_autoencoder_gradient_is_the_authors_pixel_mean_mse_plus_adam_weight_dec
     """At a fixed point, the gradient of the harness's autoencoder training loss equals that
     of the authors' objective: torch's MSELoss (mean over images and pixels) of a plain
     ConvTranspose2d output layer, plus Adam's weight_decay α₁·θ and α₂·W."""
-    from harness.plugin import RunContext
     from harness.problems.autoencoder import Autoencoder
     from harness.solvers.separable.train import training_loss
+
+    from harness.plugin import RunContext
 
     task = Autoencoder(dataset="mnist5k", n_train=8, n_eval=4).build(0, RunContext("cpu", 0))
     task.features.double()
@@ -150,9 +151,10 @@ def test_autoencoder_gradient_is_the_authors_pixel_mean_mse_plus_adam_weight_dec
 
 
 def test_autoencoder_reports_the_per_image_sum_of_squares():
-    from harness.plugin import RunContext
     from harness.problems.autoencoder import Autoencoder
     from harness.solvers.separable.train import split_errors
+
+    from harness.plugin import RunContext
 
     task = Autoencoder(dataset="mnist5k", n_train=8, n_eval=5).build(0, RunContext("cpu", 0))
     W = torch.zeros(1, 257)

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from harness.solvers.separable import SlimTik, trial_points
 
 
