@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Write DIR/report.md, DIR/report.html, "
                             "DIR/figures/*.png and DIR/tables/*.tex from the Parquet data.")
     report.add_argument("out", metavar="DIR", help="output folder of a run")
+    report.add_argument("--claims", metavar="CLAIMS_DIR", action="append", default=[],
+                        help="a folder of your own claims files (*.yaml), judged beside the "
+                             "published ones; may be repeated")
 
     sub.add_parser("list", help="every problem and strategy with its parameters",
                    description="List the registered problems and strategies by family.")
@@ -317,7 +320,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
     out = _output_folder(args.out, must_exist=True)
-    paths = write_report(out)
+    for folder in args.claims:
+        if not Path(folder).is_dir():
+            raise InputError("is not a folder (--claims takes a folder of claims files)",
+                             file=folder)
+    paths = write_report(out, claim_dirs=tuple(args.claims))
     for p in paths:
         print(p)
     return EXIT_OK

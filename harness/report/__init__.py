@@ -1,43 +1,34 @@
 """``harness report DIR``: report.md, a self-contained report.html, figures/*.png and
 tables/*.tex, from the Parquet data alone.
 
-The report has an overview (status, cost), one section per family present in the data
-(registered with :func:`section`; each reproduces that paper's tables and figures and gives
-a verdict per published claim), and the provenance of the runs.
+The report has an overview (status, cost), one section per family present in the data,
+and the provenance of the runs. A family's section is the one its declaration names
+(``harness.family``: it reproduces that paper's tables and figures), else the generic one
+(``harness.report.generic``); both end in a verdict per claim (``harness.report.claims``).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ..family import family_of
 from ..store import Store
 from .document import Document, Figure, Table, to_html, to_latex, to_markdown
-
-SECTIONS: dict[str, Callable[[ReportContext], list[Any]]] = {}
-SECTION_MODULES = ("harness.report.rfm", "harness.report.node", "harness.report.separable")
-
-
-def section(family: str):
-    """Register the report section of ``family`` (a function ReportContext → blocks)."""
-    def register(fn):
-        SECTIONS[family] = fn
-        return fn
-    return register
 
 
 @dataclass
 class ReportContext:
-    """What a section may use: the latest-attempt cells, their history, and the folder."""
+    """What a section may use: the latest-attempt cells, their history, the folder, and
+    the user's claims folders (``--claims``)."""
 
     out: Path
     cells: pd.DataFrame
     history: pd.DataFrame
+    claim_dirs: tuple[Path, ...] = field(default_factory=tuple)
 
     @property
     def figures(self) -> Path:
@@ -54,24 +45,26 @@ class ReportContext:
         return Figure(path=path, caption=caption)
 
 
-def write_report(out: str | Path) -> list[Path]:
-    """Write the report of output folder ``out``; returns the files written."""
+def write_report(out: str | Path, claim_dirs: tuple[str | Path, ...] = ()) -> list[Path]:
+    """Write the report of output folder ``out``, judging the families' published claims
+    and those in ``claim_dirs``; returns the files written."""
     import matplotlib
 
     matplotlib.use("Agg")
+    from .generic import generic_section
     from .overview import overview_blocks, provenance_blocks
 
-    for module in SECTION_MODULES:
-        importlib.import_module(module)
     out = Path(out)
     store = Store(out)
-    ctx = ReportContext(out=out, cells=store.cells(), history=store.history())
+    ctx = ReportContext(out=out, cells=store.cells(), history=store.history(),
+                        claim_dirs=tuple(Path(d) for d in claim_dirs))
     grids = ", ".join(sorted(ctx.cells["grid"].unique())) or out.name
     doc = Document(title=f"Harness report — {grids}")
     doc.add(*overview_blocks(ctx))
-    for family in sorted(ctx.cells["family"].dropna().unique()):
-        if family in SECTIONS:
-            doc.add(*SECTIONS[family](ctx))
+    for name in sorted(ctx.cells["family"].dropna().unique()):
+        family = family_of(name)
+        section = family.section_function() or generic_section
+        doc.add(*section(ctx, family))
     doc.add(*provenance_blocks(ctx))
 
     written = []

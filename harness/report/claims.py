@@ -1,38 +1,54 @@
-"""Published claims and values (``results/reference/*.yaml``) and how to pick the cells a
-claim talks about.
+"""The claims engine: published claims, the check kinds that judge them, and the one loop
+that turns them into verdicts.
 
-A reference file names a paper and lists claims; each claim has the words of the claim,
-its source, and a ``check`` that a family's report section knows how to evaluate, e.g.::
+A claims file names a paper and a family and lists claims; each claim has the words of the
+claim, its source, and a ``check`` of a registered kind, e.g.::
 
-    - id: min_norm_spike
-      claim: Minimum-norm regression spikes at the interpolation threshold m = n.
-      source: abstract
-      check: {kind: spike_ratio, strategy: min_norm, op: ">=", threshold: 3.0}
+    paper: "Author et al., Title (2024)"
+    family: ridge
+    claims:
+      - id: no_regularization_spike
+        claim: Unregularized least squares spikes at the interpolation threshold m = n.
+        source: abstract
+        check: {kind: curve_ratio, metric: test_mse, strategy: lstsq, over: n_features,
+                at: n_train, around: [0.5, 2], op: ">=", threshold: 3.0}
 
-Strategies are selected as ``name`` (its default parameters) or ``name[key=value,…]``; a
-check may give ``strategies: [selector, …]`` instead of ``strategy`` to be judged once per
-configuration present in the data. Each claim's ``source`` says where its threshold comes
-from (the project's docs/papers.md collects them).
+Claims files are found in the ``claims/`` folder of the package a family declares
+(package data: the same in an installed package and in a checkout) and in the folders
+given to ``harness report --claims DIR``. Strategies are selected as ``name`` (its default
+parameters) or ``name[key=value,…]``; a check may give ``strategies: [selector, …]``
+instead of ``strategy`` to be judged once per configuration present in the data.
+
+Check kinds: the generic ones (``harness.report.checks``: a metric against a threshold,
+a ratio or difference of two variants, a curve ratio at a named point) need no code;
+a family registers only the kinds that are truly its own, with :func:`check_kind`, in its
+report section's module. Every kind returns a :class:`Measurement`; the outcome vocabulary
+is :data:`OUTCOMES`, decided here.
 """
 
 from __future__ import annotations
 
 import operator
-import os
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
 
 from .. import registry
 from ..errors import InputError
-from ..provenance import SOURCE_ROOT
+from ..family import Family
+from .document import Paragraph, Verdict
 
-REFERENCE_ENV = "HARNESS_REFERENCE"
+if TYPE_CHECKING:
+    from . import ReportContext
+
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+OUTCOMES = ("reproduced", "partly reproduced", "not reproduced", "no data")
 _SELECTOR = re.compile(r"^(?P<name>[A-Za-z0-9_]+)(\[(?P<params>[^\]]*)\])?$")
 
 
@@ -53,34 +69,85 @@ class Reference:
     path: str = ""
 
 
-def reference_dir() -> Path:
-    """``$HARNESS_REFERENCE`` or the repository's ``results/reference``."""
-    return Path(os.environ.get(REFERENCE_ENV, SOURCE_ROOT / "results" / "reference"))
+@dataclass
+class Measurement:
+    """What a check measured. ``passed``: one entry per item judged (one value, or one per
+    problem); None or empty when there is nothing to judge (``no data``)."""
+
+    criterion: str
+    measured: str
+    passed: list[bool] | None
+    detail: str = ""
+
+    @property
+    def outcome(self) -> str:
+        if not self.passed:
+            return "no data"
+        if all(self.passed):
+            return "reproduced"
+        return "partly reproduced" if any(self.passed) else "not reproduced"
 
 
-def load_references(family: str) -> list[Reference]:
-    """Every reference file of ``family``."""
+CheckFunction = Callable[[dict[str, Any], pd.DataFrame, "ReportContext"], Measurement]
+CHECK_KINDS: dict[str, CheckFunction] = {}
+
+
+def check_kind(name: str) -> Callable[[CheckFunction], CheckFunction]:
+    """Register a check kind: a function (check, rows, ctx) → :class:`Measurement`, where
+    ``rows`` are the cells of the scope the section judges (a problem, a setting, the
+    family) and ``check`` the claim's ``check`` mapping."""
+    def register(fn: CheckFunction) -> CheckFunction:
+        other = CHECK_KINDS.get(name)
+        if other is not None and other.__qualname__ != fn.__qualname__:
+            raise TypeError(f"check kind {name!r} is registered twice: by {other.__module__} "
+                            f"and by {fn.__module__}; rename one of them")
+        CHECK_KINDS[name] = fn
+        return fn
+    return register
+
+
+# -- claims files ------------------------------------------------------------------------
+def claim_files(family: Family, extra_dirs: Iterable[Path] = ()) -> list[Path]:
+    """The claims files that may concern ``family``: its package's ``claims/*.yaml`` and
+    every ``*.yaml`` of the user's folders (filtered by their ``family`` key on load)."""
+    found: list[Path] = []
+    if family.claims:
+        folder = resources.files(family.claims).joinpath("claims")
+        if folder.is_dir():
+            found += sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml"))
+    for d in extra_dirs:
+        found += sorted(Path(d).glob("*.yaml"))
+    return found
+
+
+def load_references(family: Family, extra_dirs: Iterable[Path] = ()) -> list[Reference]:
+    """Every claims file of ``family``, parsed; a malformed one is an ``InputError``."""
     refs = []
-    for path in sorted(reference_dir().glob("*.yaml")):
-        spec = yaml.safe_load(path.read_text()) or {}
-        if spec.get("family") != family:
+    for path in claim_files(family, extra_dirs):
+        try:
+            spec = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise InputError(f"not valid YAML ({err})".replace("\n", " "),
+                             file=str(path)) from None
+        if not isinstance(spec, dict) or spec.get("family") != family.name:
             continue
         try:
             claims = [Claim(id=c["id"], claim=c["claim"], source=c.get("source", ""),
-                            check=c["check"], note=c.get("note", ""))
+                            check=dict(c["check"]), note=c.get("note", ""))
                       for c in spec.get("claims", [])]
-        except (KeyError, TypeError) as err:
+        except (KeyError, TypeError, ValueError) as err:
             raise InputError(f"malformed claim ({err}); each needs id, claim and check",
                              file=str(path)) from None
-        refs.append(Reference(paper=spec.get("paper", ""), family=family, claims=claims,
+        refs.append(Reference(paper=spec.get("paper", ""), family=family.name, claims=claims,
                               path=str(path)))
     return refs
 
 
+# -- selecting the rows a check talks about ---------------------------------------------
 def select_strategy(df: pd.DataFrame, selector: str) -> pd.DataFrame:
     """Rows of ``df`` run with the strategy ``selector`` (``name`` or ``name[k=v,…]``);
     parameters not named must have their default value."""
-    match = _SELECTOR.match(selector.strip())
+    match = _SELECTOR.match(str(selector).strip())
     if not match:
         raise ValueError(f"strategy selector {selector!r}; write name or name[key=value,…]")
     name = match["name"]
@@ -97,10 +164,16 @@ def select_strategy(df: pd.DataFrame, selector: str) -> pd.DataFrame:
     return df[mask]
 
 
+def ok_rows(df: pd.DataFrame, selector: str) -> pd.DataFrame:
+    """The ``ok`` rows of ``selector``."""
+    rows = select_strategy(df, selector)
+    return rows[rows["status"] == "ok"]
+
+
 def describe_selector(selector: str) -> str | None:
     """The strategy's own words for the variant ``selector`` names (``Strategy.describe``),
     or None."""
-    match = _SELECTOR.match(selector.strip())
+    match = _SELECTOR.match(str(selector).strip())
     cls = registry.strategies().get(match["name"]) if match else None
     if cls is None:
         return None
@@ -116,4 +189,52 @@ def _selector_params(match: re.Match) -> dict[str, Any]:
 
 
 def compare(value: float, op: str, threshold: float) -> bool:
+    """``value op threshold`` for one of :data:`OPS`."""
     return bool(OPS[op](value, threshold))
+
+
+def judge(value: float | None, check: dict[str, Any]) -> list[bool] | None:
+    """The check's ``op``/``threshold`` applied to ``value`` (None: no data)."""
+    if value is None or pd.isna(value):
+        return None
+    return [compare(float(value), check.get("op", "<="), float(check["threshold"]))]
+
+
+# -- the one loop -----------------------------------------------------------------------
+def claim_blocks(ctx: ReportContext, family: Family, rows: pd.DataFrame,
+                 where: str = "") -> list[Any]:
+    """A verdict for every claim of ``family``, judged on ``rows`` (the scope a section
+    shows: a problem, a setting, or the whole family); ``where`` names that scope in the
+    heading line. A check listing ``strategies`` gets one verdict per configuration present
+    in the data (every one as ``no data`` when none is)."""
+    from . import checks  # noqa: F401  (registers the generic kinds)
+
+    blocks: list[Any] = []
+    for ref in load_references(family, ctx.claim_dirs):
+        scope = f", {where}" if where else ""
+        blocks.append(Paragraph(f"Claims of {ref.paper} (`{Path(ref.path).name}`){scope}:"))
+        for claim in ref.claims:
+            fn = CHECK_KINDS.get(str(claim.check.get("kind")))
+            if fn is None:
+                raise InputError(
+                    f"claim {claim.id!r}: unknown check kind {claim.check.get('kind')!r}; "
+                    f"known kinds: {', '.join(sorted(CHECK_KINDS))}", file=ref.path)
+            selectors = claim.check.get("strategies")
+            if not selectors:
+                blocks.append(_verdict(claim, fn(claim.check, rows, ctx)))
+                continue
+            present = [s for s in selectors if not ok_rows(rows, s).empty] or selectors
+            for selector in present:
+                check = {k: v for k, v in claim.check.items() if k != "strategies"}
+                check["strategy"] = selector
+                described = describe_selector(selector)
+                text = f"{claim.claim} — configuration `{selector}`" + (
+                    f": {described}" if described else "")
+                blocks.append(_verdict(claim, fn(check, rows, ctx), text))
+    return blocks
+
+
+def _verdict(claim: Claim, m: Measurement, text: str | None = None) -> Verdict:
+    detail = f"{m.detail} {claim.note}".strip()
+    return Verdict(claim=text or claim.claim, source=claim.source, criterion=m.criterion,
+                   measured=m.measured, outcome=m.outcome, detail=detail)

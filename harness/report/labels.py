@@ -1,17 +1,47 @@
-"""Readable names for strategy variants in figures and tables."""
+"""Readable names for strategy variants in figures and tables, in numeric order."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 
 from .. import registry
+from ..params import Param
+
+_NUMBER = re.compile(r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
+
+
+def param_text(value: Any, param: Param | None = None) -> str:
+    """A parameter value as the grid would write it: an int parameter as ``20``, never
+    ``20.0`` (a column of ints with missing values is read back as floats)."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "null"
+    if param is not None and param.kind is int and float(value).is_integer():
+        return str(int(value))
+    if param is not None and param.kind is bool:
+        return str(bool(value)).lower()
+    return str(value)
+
+
+def label_sort_key(label: str) -> tuple:
+    """Order labels by name, then by their parameter values as numbers where they are
+    numbers: ``iters=5`` before ``iters=20``."""
+    parts = _NUMBER.split(str(label))
+    return tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts)
+                 if p != "")
+
+
+def sort_labels(labels: Iterable[str]) -> list[str]:
+    """``labels`` (deduplicated) in :func:`label_sort_key` order."""
+    return sorted(set(labels), key=label_sort_key)
 
 
 def with_labels(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with a ``label`` column: the strategy name plus the parameters that take more
-    than one value among that strategy's rows, e.g. ``tikhonov[select=val]``."""
+    than one value among that strategy's rows, e.g. ``ridge[select=val]``."""
     df = df.copy()
     labels = pd.Series(df["strategy"], index=df.index, dtype=object)
     for name, rows in df.groupby("strategy"):
@@ -23,7 +53,8 @@ def with_labels(df: pd.DataFrame) -> pd.DataFrame:
         if not varying:
             continue
         for idx, row in rows.iterrows():
-            inner = ",".join(f"{k}={row[f's_{k}']}" for k in varying)
+            inner = ",".join(f"{k}={param_text(row[f's_{k}'], cls.parameters[k])}"
+                             for k in varying)
             labels[idx] = f"{name}[{inner}]"
     df["label"] = labels.astype(str)
     return df

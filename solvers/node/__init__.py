@@ -8,6 +8,8 @@ Library use, without the harness::
     adj = Adaptive("dopri5", rtol=1e-5, atol=1e-5, adjoint=True)   # Opt-Disc
 """
 
+from harness.family import declare_family
+
 from .integrators import (
     ADAPTIVE_METHODS,
     RK4_RULES,
@@ -20,6 +22,11 @@ from .integrators import (
 )
 from .taylor import TaylorResult, fitted_slope, taylor_check
 from .train import NodeSolution, NodeTask, TrainStats, taylor_step, train_node
+
+# The report section (imported only by `harness report`) and the published claims
+# (claims/*.yaml, package data) of this family.
+declare_family("node", "Neural ODEs: Discretize-Optimize vs Optimize-Discretize",
+               section=f"{__name__}.report:section", claims=__name__)
 
 __all__ = [
     "ADAPTIVE_METHODS", "RK4_RULES", "Adaptive", "FixedStepRK4", "Integrator", "NodeSolution",

@@ -87,6 +87,13 @@ class DiscOpt(_NodeStrategy):
         if params["step_size"] is not None and params["n_steps"] is not None:
             raise ParamError("n_steps", "give step_size or n_steps, not both")
 
+    @classmethod
+    def integrator_text(cls, params: dict[str, Any]) -> str:
+        """The integrator in words, e.g. ``RK4 3/8, h = 0.25`` (for reports)."""
+        size = (f"{params['n_steps']} steps" if params["n_steps"] is not None
+                else f"h = {params['step_size'] or DEFAULT_STEP:.4g}")
+        return f"RK4 {params['rule']}, {size}"
+
     def integrator(self) -> FixedStepRK4:
         p = self.params
         if p["n_steps"] is not None:
@@ -114,6 +121,12 @@ class OptDisc(_NodeStrategy):
         **COMMON,
     }
     smoke_params: ClassVar[dict[str, Any]] = {"rtol": 1e-3, "atol": 1e-3}
+
+    @classmethod
+    def integrator_text(cls, params: dict[str, Any]) -> str:
+        """The integrator in words, e.g. ``dopri5 + adjoint, rtol 1e-05, atol 1e-05``."""
+        return (f"{params['method']} + adjoint, rtol {params['rtol']:g}, "
+                f"atol {params['atol']:g}")
 
     def integrator(self) -> Adaptive:
         p = self.params

@@ -8,6 +8,8 @@ Library use, without the harness::
     res = hybrid_lsqr(Z, C)                 # res.W, res.lam, res.n_iter
 """
 
+from harness.family import declare_family
+
 from .gcv import REGPARAM_RULES, adaptive_weight, gcv_value, minimize_gcv
 from .hybrid import STOP_RULES, HybridResult, hybrid_lsqr
 from .spectral import (
@@ -21,6 +23,11 @@ from .spectral import (
     tikhonov,
     tikhonov_filter,
 )
+
+# The report section (imported only by `harness report`) and the published claims
+# (claims/*.yaml, package data) of this family.
+declare_family("rfm", "Random-feature models: hybrid vs tuned regularization",
+               section=f"{__name__}.report:section", claims=__name__)
 
 __all__ = [
     "REGPARAM_RULES", "STOP_RULES", "HybridResult", "SpectralFit", "adaptive_weight",

@@ -9,6 +9,13 @@ Library use, without the harness::
     tik.W, step.lam, step.lam_bar
 """
 
+from harness.family import declare_family
+
 from .slimtik import DENOMINATORS, SELECT, SlimTik, SlimTikStep, sgcv_values, trial_points
+
+# The report section (imported only by `harness report`) and the published claims
+# (claims/*.yaml, package data) of this family.
+declare_family("separable", "Separable networks: slimTrain vs Adam",
+               section=f"{__name__}.report:section", claims=__name__)
 
 __all__ = ["DENOMINATORS", "SELECT", "SlimTik", "SlimTikStep", "sgcv_values", "trial_points"]

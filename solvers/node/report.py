@@ -1,26 +1,29 @@
 """Report section of the neural-ODE family (Onken & Ruthotto 2020): per problem the paper's
 table (training time, time per iteration, NFE forward/backward, train loss, test loss or
 NLL, inverse error, Disc-Opt's time reduction), loss against wall time, the Taylor-test
-plot and toy-density samples; then a verdict for each claim in results/reference/ (family
-node)."""
+plot and toy-density samples; then a verdict for each claim in ``claims/`` (family node),
+with the check kinds of this family registered here."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from . import section
-from .claims import compare, load_references
-from .document import Heading, Paragraph, Table, Verdict, fmt
-from .labels import by_problem, with_labels
+from harness.family import Family
+from harness.report.claims import Measurement, check_kind, claim_blocks, compare
+from harness.report.document import Heading, Paragraph, Table, fmt
+from harness.report.labels import by_problem, sort_labels, with_labels
+
+from .strategies import DiscOpt, OptDisc
 
 if TYPE_CHECKING:
-    from . import ReportContext
+    from harness.report import ReportContext
 
-DO, OD = "disc_opt", "opt_disc"
+DO, OD = DiscOpt.name, OptDisc.name
 SMOOTH = 20  # iterations in the running mean of the loss curves
 
 
@@ -43,26 +46,39 @@ class Comparison:
         return 100.0 * (1.0 - self.do_time / self.od_time)
 
 
-@section("node")
-def node_section(ctx: ReportContext) -> list[Any]:
-    df = ctx.cells[ctx.cells["family"] == "node"]
-    blocks: list[Any] = [Heading("Neural ODEs: Discretize-Optimize vs Optimize-Discretize")]
-    comparisons = []
+def section(ctx: ReportContext, family: Family) -> list[Any]:
+    """The family's section: per problem the paper's table and figures, then the verdicts
+    (judged over all problems)."""
+    df = ctx.cells[ctx.cells["family"] == family.name]
+    blocks: list[Any] = [Heading(family.title)]
     for title, tag, rows in by_problem(df):
         ok = with_labels(rows[rows["status"] == "ok"])  # variants named within the problem
         blocks.append(Heading(title, 3))
         if ok.empty:
             blocks.append(Paragraph("No ok cells for this problem."))
             continue
-        quality = "test_nll" if ok["test_nll"].notna().any() else "test_loss"
+        quality = _quality(ok)
         comp = _compare(ok, title, quality)
         blocks.append(_table(ok, quality, comp, f"node-{tag}"))
-        if comp is not None:
-            comparisons.append(comp)
         blocks += [b for b in (_loss_vs_time(ctx, ok, tag), _taylor(ctx, ok, tag),
                                _samples(ctx, ok, tag)) if b is not None]
-    blocks += _verdicts(comparisons)
+    blocks += claim_blocks(ctx, family, df)
     return blocks
+
+
+def _quality(ok: pd.DataFrame) -> str:
+    return "test_nll" if ok["test_nll"].notna().any() else "test_loss"
+
+
+def comparisons(df: pd.DataFrame) -> list[Comparison]:
+    """Disc-Opt vs Opt-Disc on every problem of ``df`` that has ok cells of both."""
+    found = []
+    for title, _, rows in by_problem(df):
+        ok = with_labels(rows[rows["status"] == "ok"])
+        comp = None if ok.empty else _compare(ok, title, _quality(ok))
+        if comp is not None:
+            found.append(comp)
+    return found
 
 
 def _medians(ok: pd.DataFrame, column: str) -> pd.Series:
@@ -98,7 +114,7 @@ def _table(ok: pd.DataFrame, quality: str, comp: Comparison | None, name: str) -
     od_time = comp.od_time if comp else None
     first = ok.groupby("label").first()
     rows = []
-    for label in med.index:
+    for label in sort_labels(med.index):
         reduction = (100 * (1 - med.loc[label, "train_s"] / od_time)
                      if od_time and ok.loc[ok["label"] == label, "strategy"].iloc[0] == DO
                      else None)
@@ -113,12 +129,9 @@ def _table(ok: pd.DataFrame, quality: str, comp: Comparison | None, name: str) -
 
 
 def _settings(row: pd.Series) -> str:
-    """The integrator of a cell in words, e.g. ``RK4 3/8, h = 0.25``."""
-    if row["strategy"] == DO:
-        size = (f"{int(row['s_n_steps'])} steps" if pd.notna(row.get("s_n_steps"))
-                else f"h = {row['s_step_size'] if pd.notna(row.get('s_step_size')) else 0.05:.4g}")
-        return f"RK4 {row['s_rule']}, {size}"
-    return f"{row['s_method']} + adjoint, rtol {row['s_rtol']:g}, atol {row['s_atol']:g}"
+    """The integrator of a cell in the strategy's own words, e.g. ``RK4 3/8, h = 0.25``."""
+    cls = DiscOpt if row["strategy"] == DO else OptDisc
+    return cls.integrator_text(cls.validate(json.loads(row["params"])["strategy"]))
 
 
 def _history(ctx: ReportContext, ok: pd.DataFrame, splits: list[str],
@@ -140,7 +153,7 @@ def _loss_vs_time(ctx: ReportContext, ok: pd.DataFrame, tag: str):
         return None
     h = h[h["metric"] == "loss"]
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    colors = dict(zip(sorted(h["label"].unique()), plt.cm.tab10.colors, strict=False))
+    colors = dict(zip(sort_labels(h["label"]), plt.cm.tab10.colors, strict=False))
     for (label, _), c in h.sort_values("step").groupby(["label", "cell_id"]):
         smooth = c["value"].rolling(SMOOTH, min_periods=1).mean()
         ax.plot(c["wall_s"], smooth, color=colors[label], lw=1, alpha=0.8)
@@ -163,7 +176,7 @@ def _taylor(ctx: ReportContext, ok: pd.DataFrame, tag: str):
     h = _history(ctx, ok, ["taylor"], ["label", "seed", "taylor_slope_e1"])
     if h is None:
         return None
-    labels = sorted(h["label"].unique())
+    labels = sort_labels(h["label"])
     fig, axes = plt.subplots(1, len(labels), figsize=(4.6 * len(labels), 4), sharey=True,
                              squeeze=False)
     for ax, label in zip(axes[0], labels, strict=True):
@@ -192,7 +205,7 @@ def _samples(ctx: ReportContext, ok: pd.DataFrame, tag: str):
     h = _history(ctx, ok, ["data", "model"], ["label", "seed"])
     if h is None:
         return None
-    labels = sorted(h["label"].unique())
+    labels = sort_labels(h["label"])
     fig, axes = plt.subplots(1, len(labels) + 1, figsize=(3.6 * (len(labels) + 1), 3.6),
                              sharex=True, sharey=True)
 
@@ -213,55 +226,48 @@ def _samples(ctx: ReportContext, ok: pd.DataFrame, tag: str):
                            "seed), integrated backward with the training integrator.")
 
 
-def _verdicts(comparisons: list[Comparison]) -> list[Any]:
-    blocks: list[Any] = []
-    for ref in load_references("node"):
-        blocks.append(Paragraph(f"Claims of {ref.paper} (`{ref.path.split('/')[-1]}`):"))
-        for claim in ref.claims:
-            value, outcome, criterion, measured = _check(claim.check, comparisons)
-            if value is None and outcome is None:
-                outcome = "no data"
-            blocks.append(Verdict(claim=claim.claim, source=claim.source, criterion=criterion,
-                                  measured=measured, outcome=outcome, detail=claim.note))
-    return blocks
+def _per_problem(comps: list[Comparison]) -> str:
+    return "; ".join(f"{c.title}: {c.reduction:.0f}% (`{c.do_label}` {fmt(c.do_time, 3)} s vs "
+                     f"`{c.od_label}` {fmt(c.od_time, 3)} s)" for c in comps) or "no pairs"
 
 
-def _check(check: dict, comps: list[Comparison]) -> tuple[Any, str | None, str, str]:
-    kind = check["kind"]
-    per = "; ".join(f"{c.title}: {c.reduction:.0f}% (`{c.do_label}` {fmt(c.do_time, 3)} s vs "
-                    f"`{c.od_label}` {fmt(c.od_time, 3)} s)" for c in comps) or "no pairs"
-    if kind == "cheaper_fraction":
-        op, threshold = check.get("op", ">="), float(check["threshold"])
-        criterion = f"fraction of problems where Disc-Opt trains faster {op} {threshold:g}"
-        if not comps:
-            return None, None, criterion, per
-        frac = sum(c.reduction > 0 for c in comps) / len(comps)
-        outcome = "reproduced" if compare(frac, op, threshold) else "not reproduced"
-        return frac, outcome, criterion, f"{frac:.2f} of {len(comps)} problem(s) — {per}"
-    if kind == "reduction_band":
-        low, high = float(check["low"]), float(check["high"])
-        criterion = f"Disc-Opt time reduction within [{low:g}%, {high:g}%] on every problem"
-        if not comps:
-            return None, None, criterion, per
-        inside = [low <= c.reduction <= high for c in comps]
-        outcome = "reproduced" if all(inside) else (
-            "partly reproduced" if any(inside) else "not reproduced")
-        return sum(inside), outcome, criterion, per
-    if kind == "quality":
-        nll_tol, rel = float(check["nll_tol"]), float(check["loss_rel_tol"])
-        criterion = (f"Disc-Opt's median test NLL at most {nll_tol:g} nats above Opt-Disc's, or "
-                     f"its test loss at most {100 * rel:g}% above")
-        if not comps:
-            return None, None, criterion, "no pairs"
-        good, parts = [], []
-        for c in comps:
-            if c.nll:
-                good.append(c.do_quality - c.od_quality <= nll_tol)
-                parts.append(f"{c.title}: ΔNLL {c.do_quality - c.od_quality:+.3f} nats")
-            else:
-                good.append(c.do_quality <= (1 + rel) * c.od_quality)
-                parts.append(f"{c.title}: loss {fmt(c.do_quality, 3)} vs {fmt(c.od_quality, 3)}")
-        outcome = "reproduced" if all(good) else (
-            "partly reproduced" if any(good) else "not reproduced")
-        return sum(good), outcome, criterion, "; ".join(parts)
-    raise ValueError(f"unknown check kind {kind!r} in a node reference file")
+@check_kind("cheaper_fraction")
+def cheaper_fraction(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
+    """The fraction of problems where Disc-Opt trains faster, against a threshold."""
+    comps = comparisons(rows)
+    op, threshold = check.get("op", ">="), float(check["threshold"])
+    criterion = f"fraction of problems where Disc-Opt trains faster {op} {threshold:g}"
+    if not comps:
+        return Measurement(criterion, _per_problem(comps), None)
+    frac = sum(c.reduction > 0 for c in comps) / len(comps)
+    return Measurement(criterion, f"{frac:.2f} of {len(comps)} problem(s) — "
+                                  f"{_per_problem(comps)}", [compare(frac, op, threshold)])
+
+
+@check_kind("reduction_band")
+def reduction_band(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
+    """Disc-Opt's time reduction inside [low, high] % on each problem."""
+    comps = comparisons(rows)
+    low, high = float(check["low"]), float(check["high"])
+    criterion = f"Disc-Opt time reduction within [{low:g}%, {high:g}%] on every problem"
+    return Measurement(criterion, _per_problem(comps),
+                       [low <= c.reduction <= high for c in comps])
+
+
+@check_kind("quality")
+def quality(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
+    """Disc-Opt's test NLL within ``nll_tol`` nats of Opt-Disc's, or its test loss within
+    ``loss_rel_tol`` of it, on each problem."""
+    comps = comparisons(rows)
+    nll_tol, rel = float(check["nll_tol"]), float(check["loss_rel_tol"])
+    criterion = (f"Disc-Opt's median test NLL at most {nll_tol:g} nats above Opt-Disc's, or "
+                 f"its test loss at most {100 * rel:g}% above")
+    good, parts = [], []
+    for c in comps:
+        if c.nll:
+            good.append(c.do_quality - c.od_quality <= nll_tol)
+            parts.append(f"{c.title}: ΔNLL {c.do_quality - c.od_quality:+.3f} nats")
+        else:
+            good.append(c.do_quality <= (1 + rel) * c.od_quality)
+            parts.append(f"{c.title}: loss {fmt(c.do_quality, 3)} vs {fmt(c.od_quality, 3)}")
+    return Measurement(criterion, "; ".join(parts) or "no pairs", good)

@@ -1,8 +1,8 @@
 """Report section of the separable-network family (Newman, Chung, Chung & Ruthotto 2022):
 per problem the loss-vs-epoch curves (median and band over seeds) for both strategies, the
 learning-rate-sensitivity figure, the relative-error table as the paper prints it (mean ±
-std, min, max per split), the time per epoch, and a verdict for each claim in
-results/reference/ (family separable)."""
+std, min, max per split), the time per epoch, and a verdict for each claim in ``claims/``
+(family separable), with the check kinds of this family registered here."""
 
 from __future__ import annotations
 
@@ -11,22 +11,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import section
-from .axes import style_axes
-from .claims import compare, load_references
-from .document import Heading, Paragraph, Table, Verdict, fmt
-from .labels import by_problem, data_sources, with_labels
+from harness.family import Family
+from harness.report.axes import style_axes
+from harness.report.claims import Measurement, check_kind, claim_blocks, judge
+from harness.report.document import Heading, Paragraph, Table, fmt
+from harness.report.labels import by_problem, data_sources, sort_labels, with_labels
+
+from .strategies import AdamSeparable as Adam
+from .strategies import SlimTrain
 
 if TYPE_CHECKING:
-    from . import ReportContext
+    from harness.report import ReportContext
 
 SPLITS = ("train", "val", "test")
 
 
-@section("separable")
-def separable_section(ctx: ReportContext) -> list[Any]:
-    df = ctx.cells[ctx.cells["family"] == "separable"]
-    blocks: list[Any] = [Heading("Separable networks: slimTrain vs Adam")]
+def section(ctx: ReportContext, family: Family) -> list[Any]:
+    """Per problem: loss curves, learning-rate sensitivity, the paper's error table, cost,
+    and the verdicts."""
+    df = ctx.cells[ctx.cells["family"] == family.name]
+    blocks: list[Any] = [Heading(family.title)]
     for title, tag, rows in by_problem(df):
         ok = rows[rows["status"] == "ok"]
         blocks.append(Heading(title, 3))
@@ -41,7 +45,7 @@ def separable_section(ctx: ReportContext) -> list[Any]:
         blocks += [b for b in (_loss_figure(ctx, curves, tag), _lr_figure(ctx, ok, tag),
                                _theta_figure(ctx, ok, tag), _error_table(ok, tag),
                                _cost_table(ok, tag)) if b is not None]
-        blocks += _verdicts(ok, curves, title)
+        blocks += claim_blocks(ctx, family, rows, where=title)
     return blocks
 
 
@@ -68,7 +72,7 @@ def _loss_figure(ctx: ReportContext, curves: pd.DataFrame, tag: str):
     lrs = sorted(curves["s_lr"].unique())
     fig, axes = plt.subplots(1, len(lrs), figsize=(4.6 * len(lrs), 4), sharey=True,
                              squeeze=False)
-    variants = sorted(curves["variant"].unique())
+    variants = sort_labels(curves["variant"])
     colors = dict(zip(variants, plt.cm.tab10.colors, strict=False))
     for ax, lr in zip(axes[0], lrs, strict=True):
         for variant in variants:
@@ -133,7 +137,8 @@ def _theta_figure(ctx: ReportContext, ok: pd.DataFrame, tag: str):
 
 def _error_table(ok: pd.DataFrame, tag: str) -> Table:
     rows = []
-    for label, g in ok.groupby("label", sort=True):
+    for label in sort_labels(ok["label"]):
+        g = ok[ok["label"] == label]
         row = [label]
         for split in SPLITS:
             m = g[[f"rel_err_{split}_{s}" for s in ("mean", "std", "min", "max")]].median()
@@ -149,7 +154,7 @@ def _error_table(ok: pd.DataFrame, tag: str) -> Table:
 def _cost_table(ok: pd.DataFrame, tag: str) -> Table:
     med = ok.groupby("label")[["epoch_s", "train_loss", "val_loss", "best_val_loss",
                                "test_loss"]].median()
-    rows = [[label, *med.loc[label]] for label in med.index]
+    rows = [[label, *med.loc[label]] for label in sort_labels(med.index)]
     return Table(["variant", "s / epoch", "train loss", "val loss", "best val loss",
                   "test loss"], rows,
                  caption="Time per epoch (evaluation excluded) and final losses, medians over "
@@ -164,62 +169,66 @@ def _select(ok: pd.DataFrame, strategy: str, fixed: dict[str, Any]) -> pd.DataFr
     return ok[mask]
 
 
-def _verdicts(ok: pd.DataFrame, curves: pd.DataFrame, title: str) -> list[Any]:
-    blocks: list[Any] = []
-    for ref in load_references("separable"):
-        blocks.append(Paragraph(f"Claims of {ref.paper} (`{ref.path.split('/')[-1]}`), "
-                                f"{title}:"))
-        for claim in ref.claims:
-            check = claim.check
-            slim = _select(ok, "slimtrain", check.get("slimtrain", {}))
-            adam = _select(ok, "adam", check.get("adam", {}))
-            value, measured, criterion = _measure(check, slim, adam, curves)
-            outcome = ("no data" if value is None else "reproduced"
-                       if compare(value, check["op"], float(check["threshold"]))
-                       else "not reproduced")
-            blocks.append(Verdict(claim=claim.claim, source=claim.source, criterion=criterion,
-                                  measured=measured, outcome=outcome, detail=claim.note))
-    return blocks
+def _pair(check: dict, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ok slimTrain and Adam rows the check names (``slimtrain: {r: 5}`` fixes
+    parameters), labelled as in the section."""
+    ok = rows[rows["status"] == "ok"]
+    return (_select(ok, SlimTrain.name, check.get(SlimTrain.name, {})),
+            _select(ok, Adam.name, check.get(Adam.name, {})))
 
 
-def _measure(check: dict, slim: pd.DataFrame, adam: pd.DataFrame,
-             curves: pd.DataFrame) -> tuple[float | None, str, str]:
-    kind, op, threshold = check["kind"], check["op"], check["threshold"]
-    if kind == "early_loss_ratio":
-        epoch = int(check["epoch"])
-        criterion = (f"at every learning rate, median validation loss of slimTrain ÷ Adam's "
-                     f"after epoch {epoch} {op} {threshold:g}; the value is the largest ratio")
-        if slim.empty or adam.empty or curves.empty:
-            return None, "no cells of one of the strategies", criterion
-        c = curves[(curves["split"] == "val") & (curves["step"] == epoch - 1)]
-        ratios = {}
-        for lr in sorted(set(slim["s_lr"]) & set(adam["s_lr"])):
-            s = c[c["cell_id"].isin(slim[slim["s_lr"] == lr]["cell_id"])]["value"].median()
-            a = c[c["cell_id"].isin(adam[adam["s_lr"] == lr]["cell_id"])]["value"].median()
-            if np.isfinite(s) and np.isfinite(a):
-                ratios[lr] = s / a
-        if not ratios:
-            return None, f"no common learning rate with epoch {epoch}", criterion
-        text = ", ".join(f"lr {lr:g}: {r:.3f}" for lr, r in ratios.items())
-        return max(ratios.values()), text, criterion
-    if kind == "lr_spread_ratio":
-        criterion = (f"spread of the final validation loss across learning rates (max ÷ min "
-                     f"of the medians) of slimTrain ÷ that of Adam {op} {threshold:g}")
-        spreads = {}
-        for name, rows in (("slimTrain", slim), ("Adam", adam)):
-            med = rows.groupby("s_lr")["val_loss"].median()
-            if len(med) >= 2:
-                spreads[name] = float(med.max() / med.min())
-        if len(spreads) < 2:
-            return None, "fewer than two learning rates for a strategy", criterion
-        return (spreads["slimTrain"] / spreads["Adam"],
-                f"{spreads['slimTrain'] / spreads['Adam']:.3f} (slimTrain spread "
-                f"{fmt(spreads['slimTrain'], 3)}, Adam {fmt(spreads['Adam'], 3)})", criterion)
-    if kind == "epoch_time_ratio":
-        criterion = f"median time per epoch of slimTrain ÷ Adam's {op} {threshold:g}"
-        if slim.empty or adam.empty:
-            return None, "no cells of one of the strategies", criterion
-        ratio = float(slim["epoch_s"].median() / adam["epoch_s"].median())
-        return ratio, (f"{ratio:.2f} ({fmt(slim['epoch_s'].median(), 3)} s vs "
-                       f"{fmt(adam['epoch_s'].median(), 3)} s)"), criterion
-    raise ValueError(f"unknown check kind {kind!r} in a separable reference file")
+@check_kind("early_loss_ratio")
+def early_loss_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
+    """The largest, over learning rates, of slimTrain's median validation loss after an
+    early epoch over Adam's."""
+    slim, adam = _pair(check, rows)
+    epoch, op, threshold = int(check["epoch"]), check["op"], check["threshold"]
+    criterion = (f"at every learning rate, median validation loss of slimTrain ÷ Adam's "
+                 f"after epoch {epoch} {op} {threshold:g}; the value is the largest ratio")
+    curves = _curves(ctx, _variant_labels(rows[rows["status"] == "ok"]))
+    if slim.empty or adam.empty or curves.empty:
+        return Measurement(criterion, "no cells of one of the strategies", None)
+    c = curves[(curves["split"] == "val") & (curves["step"] == epoch - 1)]
+    ratios = {}
+    for lr in sorted(set(slim["s_lr"]) & set(adam["s_lr"])):
+        s = c[c["cell_id"].isin(slim[slim["s_lr"] == lr]["cell_id"])]["value"].median()
+        a = c[c["cell_id"].isin(adam[adam["s_lr"] == lr]["cell_id"])]["value"].median()
+        if np.isfinite(s) and np.isfinite(a):
+            ratios[lr] = s / a
+    if not ratios:
+        return Measurement(criterion, f"no common learning rate with epoch {epoch}", None)
+    text = ", ".join(f"lr {lr:g}: {r:.3f}" for lr, r in ratios.items())
+    return Measurement(criterion, text, judge(max(ratios.values()), check))
+
+
+@check_kind("lr_spread_ratio")
+def lr_spread_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
+    """slimTrain's spread of the final validation loss across learning rates over Adam's."""
+    slim, adam = _pair(check, rows)
+    criterion = (f"spread of the final validation loss across learning rates (max ÷ min "
+                 f"of the medians) of slimTrain ÷ that of Adam {check['op']} "
+                 f"{check['threshold']:g}")
+    spreads = {}
+    for name, g in (("slimTrain", slim), ("Adam", adam)):
+        med = g.groupby("s_lr")["val_loss"].median()
+        if len(med) >= 2:
+            spreads[name] = float(med.max() / med.min())
+    if len(spreads) < 2:
+        return Measurement(criterion, "fewer than two learning rates for a strategy", None)
+    ratio = spreads["slimTrain"] / spreads["Adam"]
+    return Measurement(criterion, f"{ratio:.3f} (slimTrain spread "
+                                  f"{fmt(spreads['slimTrain'], 3)}, Adam "
+                                  f"{fmt(spreads['Adam'], 3)})", judge(ratio, check))
+
+
+@check_kind("epoch_time_ratio")
+def epoch_time_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
+    """slimTrain's median time per epoch over Adam's."""
+    slim, adam = _pair(check, rows)
+    criterion = f"median time per epoch of slimTrain ÷ Adam's {check['op']} " \
+                f"{check['threshold']:g}"
+    if slim.empty or adam.empty:
+        return Measurement(criterion, "no cells of one of the strategies", None)
+    ratio = float(slim["epoch_s"].median() / adam["epoch_s"].median())
+    return Measurement(criterion, f"{ratio:.2f} ({fmt(slim['epoch_s'].median(), 3)} s vs "
+                                  f"{fmt(adam['epoch_s'].median(), 3)} s)", judge(ratio, check))

@@ -1,6 +1,7 @@
 """Report section of the random-feature family (Kan, Nagy & Ruthotto 2020): the
 double-descent figure, the test error / accuracy / ‖W‖ tables, the hybrid's test error
-along its iterations, and a verdict for each claim in results/reference/ (family rfm)."""
+along its iterations, and a verdict for each claim in ``claims/`` (family rfm), with the
+check kinds of this family registered here."""
 
 from __future__ import annotations
 
@@ -10,23 +11,36 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .. import registry
-from . import section
-from .axes import style_axes
-from .claims import compare, describe_selector, load_references, select_strategy
-from .document import Heading, Paragraph, Table, Verdict, fmt
-from .labels import data_sources, with_labels
+from harness import registry
+from harness.family import Family
+from harness.report.axes import style_axes
+from harness.report.claims import (
+    Measurement,
+    check_kind,
+    claim_blocks,
+    judge,
+    ok_rows,
+    select_strategy,
+)
+from harness.report.document import Heading, Paragraph, Table, fmt
+from harness.report.labels import data_sources, sort_labels, with_labels
+
+from .strategies import Hybrid, MinNorm, Tikhonov
 
 if TYPE_CHECKING:
-    from . import ReportContext
+    from harness.report import ReportContext
 
 M, N = "p_n_features", "p_n_train"
+# The references printed beside every spike verdict: no regularization, and weight decay
+# tuned on the test data.
+SPIKE_REFERENCES = (MinNorm.name, f"{Tikhonov.name}[select=oracle]")
 
 
-@section("rfm")
-def rfm_section(ctx: ReportContext) -> list[Any]:
-    df = with_labels(ctx.cells[ctx.cells["family"] == "rfm"])
-    blocks: list[Any] = [Heading("Random-feature models: hybrid vs tuned regularization")]
+def section(ctx: ReportContext, family: Family) -> list[Any]:
+    """Per setting (dataset, n): the double-descent figures and tables, the hybrid's
+    iterations, and the verdicts."""
+    df = with_labels(ctx.cells[ctx.cells["family"] == family.name])
+    blocks: list[Any] = [Heading(family.title)]
     for (dataset, n), setting in df.groupby(["p_dataset", N], sort=True):
         n = int(n)
         tag = f"{dataset}-n{n}"
@@ -51,14 +65,15 @@ def rfm_section(ctx: ReportContext) -> list[Any]:
         hyb = _hybrid_iterations(ctx, ok, tag)
         if hyb is not None:
             blocks.append(hyb)
-        blocks += _verdicts(setting, n)
+        blocks += claim_blocks(ctx, family, setting, where=f"{dataset}, n = {n}")
     return blocks
 
 
 def _variant_legend(ok: pd.DataFrame) -> Table | None:
     """label → the strategy's own description of the variant, where it gives one."""
     rows = []
-    for label, g in ok.groupby("label", sort=True):
+    for label in sort_labels(ok["label"]):
+        g = ok[ok["label"] == label]
         cls = registry.strategies().get(g["strategy"].iloc[0])
         described = cls.describe(json.loads(g["params"].iloc[0])["strategy"]) if cls else None
         if described:
@@ -72,7 +87,8 @@ def _variant_legend(ok: pd.DataFrame) -> Table | None:
 def _curves(ok: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
     """label → (m, median, min, max) over seeds."""
     out = {}
-    for label, g in ok.groupby("label", sort=True):
+    for label in sort_labels(ok["label"]):
+        g = ok[ok["label"] == label]
         out[label] = g.groupby(M)[metric].agg(["median", "min", "max"]).reset_index()
     return out
 
@@ -117,6 +133,7 @@ def _panels(ctx: ReportContext, ok: pd.DataFrame, n: int, tag: str):
 
 def _metric_table(ok: pd.DataFrame, metric: str, title: str, name: str) -> Table:
     pivot = ok.pivot_table(index=M, columns="label", values=metric, aggfunc="median")
+    pivot = pivot[sort_labels(pivot.columns)]
     rows = [[int(m), *(pivot.loc[m, c] for c in pivot.columns)] for m in pivot.index]
     return Table(["m", *pivot.columns], rows, caption=f"{title}: median over seeds.", name=name)
 
@@ -124,7 +141,7 @@ def _metric_table(ok: pd.DataFrame, metric: str, title: str, name: str) -> Table
 def _hybrid_iterations(ctx: ReportContext, ok: pd.DataFrame, tag: str):
     import matplotlib.pyplot as plt
 
-    hyb = select_strategy(ok, "hybrid")
+    hyb = select_strategy(ok, Hybrid.name)
     hist = ctx.history
     if hyb.empty or hist.empty:
         return None
@@ -146,7 +163,7 @@ def _hybrid_iterations(ctx: ReportContext, ok: pd.DataFrame, tag: str):
 
 
 def _median_at(df: pd.DataFrame, selector: str, m: int) -> float | None:
-    rows = _ok_rows(df, selector)
+    rows = ok_rows(df, selector)
     rows = rows[rows[M] == m]
     return float(rows["test_mse"].median()) if len(rows) else None
 
@@ -161,71 +178,52 @@ def _spike(df: pd.DataFrame, selector: str, n: int) -> tuple[float | None, str]:
                    f"at m = {n // 2}; {fmt(at[2 * n])} at m = {2 * n})")
 
 
-def _verdicts(df: pd.DataFrame, n: int) -> list[Any]:
-    """One verdict per claim and, for a check that lists ``strategies``, per configuration
-    present in the data (all of them as "no data" when none is)."""
-    blocks: list[Any] = []
-    for ref in load_references("rfm"):
-        blocks.append(Paragraph(f"Claims of {ref.paper} (`{ref.path.split('/')[-1]}`):"))
-        for claim in ref.claims:
-            check = claim.check
-            selectors = check.get("strategies") or [check["strategy"]]
-            present = [s for s in selectors if not _ok_rows(df, s).empty] or selectors
-            for selector in present:
-                blocks.append(_verdict(df, n, claim, selector, len(selectors) > 1, ref.path))
-    return blocks
-
-
-def _ok_rows(df: pd.DataFrame, selector: str) -> pd.DataFrame:
-    rows = select_strategy(df, selector)
-    return rows[rows["status"] == "ok"]
-
-
-def _verdict(df: pd.DataFrame, n: int, claim: Any, selector: str, per_variant: bool,
-             path: str) -> Verdict:
-    check = claim.check
+@check_kind("spike_ratio")
+def spike_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
+    """Median test error at m = n over the smaller of the medians at m = n/2 and 2n."""
+    selector, n = check["strategy"], int(rows[N].iloc[0])
     op, threshold = check.get("op", "<="), float(check["threshold"])
-    detail = ""
-    if check["kind"] == "spike_ratio":
-        value, measured = _spike(df, selector, n)
-        criterion = (f"median test error of `{selector}` at m = n divided by the smaller of "
-                     f"its medians at m = n/2 and m = 2n {op} {threshold:g}")
-        detail = _spike_context(df, n, selector)
-    elif check["kind"] == "spike_ratio_vs":
-        baseline = check["baseline"]
-        own, measured = _spike(df, selector, n)
-        base, base_text = _spike(df, baseline, n)
-        value = None if own is None or base is None else own / base
-        criterion = (f"spike ratio of `{selector}` (median test error at m = n over the "
-                     f"smaller of the medians at m = n/2 and 2n) {op} {threshold:g} × that "
-                     f"of `{baseline}`")
-        if value is not None:
-            measured = f"{value:.3f}× the baseline's: `{selector}` {measured}; " \
-                       f"`{baseline}` {base_text}"
-        detail = _spike_context(df, n, selector, baseline)
-    elif check["kind"] == "max_ratio_to":
-        value, measured, detail = _max_ratio(df, selector, check["baseline"])
-        criterion = (f"at every m, median test error of `{selector}` ÷ that of "
-                     f"`{check['baseline']}` {op} {threshold:g}")
-    else:
-        raise ValueError(f"{path}: unknown check kind {check['kind']!r}")
-    outcome = ("no data" if value is None else
-               "reproduced" if compare(value, op, threshold) else "not reproduced")
-    text = claim.claim
-    if per_variant:
-        described = describe_selector(selector)
-        text = f"{text} — configuration `{selector}`" + (f": {described}" if described else "")
-    if claim.note:
-        detail = f"{detail} {claim.note}".strip()
-    return Verdict(claim=text, source=claim.source, criterion=criterion, measured=measured,
-                   outcome=outcome, detail=detail)
+    value, measured = _spike(rows, selector, n)
+    criterion = (f"median test error of `{selector}` at m = n divided by the smaller of "
+                 f"its medians at m = n/2 and m = 2n {op} {threshold:g}")
+    return Measurement(criterion, measured, judge(value, check),
+                       _spike_context(rows, n, selector))
+
+
+@check_kind("spike_ratio_vs")
+def spike_ratio_vs(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
+    """A variant's spike ratio divided by a baseline's."""
+    selector, baseline, n = check["strategy"], check["baseline"], int(rows[N].iloc[0])
+    op, threshold = check.get("op", "<="), float(check["threshold"])
+    own, measured = _spike(rows, selector, n)
+    base, base_text = _spike(rows, baseline, n)
+    value = None if own is None or base is None else own / base
+    criterion = (f"spike ratio of `{selector}` (median test error at m = n over the "
+                 f"smaller of the medians at m = n/2 and 2n) {op} {threshold:g} × that "
+                 f"of `{baseline}`")
+    if value is not None:
+        measured = f"{value:.3f}× the baseline's: `{selector}` {measured}; " \
+                   f"`{baseline}` {base_text}"
+    return Measurement(criterion, measured, judge(value, check),
+                       _spike_context(rows, n, selector, baseline))
+
+
+@check_kind("max_ratio_to")
+def max_ratio_to(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
+    """The largest, over m, of a variant's median test error over a baseline's."""
+    selector, baseline = check["strategy"], check["baseline"]
+    op, threshold = check.get("op", "<="), float(check["threshold"])
+    value, measured, detail = _max_ratio(rows, selector, baseline)
+    criterion = (f"at every m, median test error of `{selector}` ÷ that of "
+                 f"`{baseline}` {op} {threshold:g}")
+    return Measurement(criterion, measured, judge(value, check), detail)
 
 
 def _spike_context(df: pd.DataFrame, n: int, *shown: str) -> str:
     """The spike ratio of the reference strategies not ``shown`` already, printed beside a
     spike verdict."""
     context = []
-    for other in ("min_norm", "tikhonov[select=oracle]"):
+    for other in SPIKE_REFERENCES:
         if other not in shown:
             r, _ = _spike(df, other, n)
             if r is not None:
@@ -234,7 +232,7 @@ def _spike_context(df: pd.DataFrame, n: int, *shown: str) -> str:
 
 
 def _max_ratio(df: pd.DataFrame, selector: str, baseline: str) -> tuple[float | None, str, str]:
-    a, b = _ok_rows(df, selector), _ok_rows(df, baseline)
+    a, b = ok_rows(df, selector), ok_rows(df, baseline)
     if a.empty or b.empty:
         return None, "no ok cells for one of the two strategies", ""
     ratio = (a.groupby(M)["test_mse"].median() / b.groupby(M)["test_mse"].median()).dropna()
