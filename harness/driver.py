@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import location
 from .cell import SCHEMA_VERSION, Cell
 from .errors import Preempted
 from .executors import DEFAULT_BACKEND, Finished, make_executor
@@ -34,7 +35,6 @@ from .provenance import run_provenance
 from .result import FAILED, OK, PREEMPTED, CellResult
 from .rows import cell_row, history_rows
 from .shard import Shard
-from .slurm.env import slurm_job_id
 from .store import Store
 
 
@@ -131,7 +131,7 @@ def run_grid(
             "run_id": run_id, "grid": grid.name, "grid_file": grid.path,
             "schema_version": SCHEMA_VERSION, "backend": backend, "workers": workers,
             "address": address, "retry_failed": retry_failed, "force": force,
-            "shard": str(shard) if shard else None, "slurm_job_id": slurm_job_id(),
+            "shard": str(shard) if shard else None, **location.job_fields(),
             "started_at": datetime.now(UTC).isoformat(), "cells_in_grid": len(grid.cells),
             "cells_to_run": len(plan.to_run), "already_ok": len(plan.already_ok),
             "kept_failed": len(plan.kept_failed), **prov,
@@ -203,7 +203,7 @@ def _preempted(cell: Cell, started: datetime, backend: str, why: str) -> CellRes
     return CellResult(cell_id=cell.cell_id, status=PREEMPTED, error=f"Preempted: {why}",
                       started_at=started, finished_at=now,
                       wall_s=(now - started).total_seconds(), backend=backend,
-                      slurm_job_id=slurm_job_id())
+                      **location.job_fields())
 
 
 def _errors(store: Store) -> dict[str, str]:

@@ -28,6 +28,10 @@ class ParamError(ValueError):
         super().__init__(f"{key}: {message}")
 
 
+class RegistrationError(InputError):
+    """Two plug-ins claim one name (problem, strategy, family or check kind)."""
+
+
 class DataError(InputError):
     """A data file is missing, unreadable or malformed."""
 

@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from .errors import InputError, RegistrationError
 
 KINDS = ("problem", "strategy", "family")
 _REGISTRY: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
@@ -47,8 +47,8 @@ def register(kind: str, obj: Any, name: str | None = None) -> None:
     table = _REGISTRY[kind]
     other = table.get(name)
     if other is not None and other is not obj and _origin(other) != _origin(obj):
-        raise TypeError(f"{kind} name {name!r} is registered twice: by {_origin(other)} and "
-                        f"by {_origin(obj)}; rename one of them")
+        raise RegistrationError(f"{kind} name {name!r} is registered twice: by "
+                                f"{_origin(other)} and by {_origin(obj)}; rename one of them")
     table[name] = obj
 
 

@@ -20,11 +20,10 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
-from . import registry
+from . import location, registry
 from .cell import Cell
 from .plugin import Diverged, RunContext
 from .result import DIVERGED, ERROR, OK, OOM, SKIPPED, CellResult
-from .slurm.env import placement
 from .timing import peak_gpu_mb, peak_rss_mb, reset_peak_gpu, reset_peak_rss, synchronize
 
 TRACEBACK_LINES = 25
@@ -110,7 +109,7 @@ def run_cell(cell: Cell, *, backend: str = "inline", worker: str | None = None) 
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     res = CellResult(
-        cell_id=cell.cell_id, status=ERROR, started_at=started, **placement(),
+        cell_id=cell.cell_id, status=ERROR, started_at=started, **location.here(),
         worker=worker or f"{socket.gethostname()}:{os.getpid()}", backend=backend,
         python=platform.python_version(), torch=torch.__version__, cuda=torch.version.cuda,
     )

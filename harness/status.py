@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .cell import Cell
 from .errors import InputError
+from .location import JOB_COLUMN
 from .result import OK, PREEMPTED, SKIPPED
 from .shard import shard_of
 from .slurm import scheduler
@@ -73,7 +74,7 @@ def _live_runs(out: Path, queue: dict[str, str]) -> dict[str, str | None]:
             listed = json.loads(track.read_text())
         except (OSError, ValueError):
             continue  # the run ended while we looked
-        job = info.get("slurm_job_id")
+        job = info.get(JOB_COLUMN)
         alive = (scheduler.ACTIVE.get(queue.get(job, "")) == RUNNING if job
                  else "finished_at" not in info)
         if alive:

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from . import location
 from .cell import Cell
 from .result import ERROR, OOM, PREEMPTED, TIMEOUT, CellResult
-from .slurm.env import placement
 
 STARTUP_TIMEOUT_S = 300.0
 _ENV_KEYS_PINNED = ("CUDA_VISIBLE_DEVICES",)  # a change forces a fresh child
@@ -174,7 +174,7 @@ class CellWorker:
         return CellResult(
             cell_id=cell.cell_id, status=status, error=error, started_at=started,
             finished_at=datetime.now(UTC), wall_s=time.perf_counter() - t0,
-            **placement(), worker=self.label, backend=self.backend,
+            **location.here(), worker=self.label, backend=self.backend,
         )
 
 

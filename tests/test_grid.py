@@ -2,6 +2,7 @@
 
 import pytest
 
+from harness import registry
 from harness.cell import cell_id_of
 from harness.errors import InputError
 from harness.grid import load_grid, parse_grid
@@ -54,10 +55,10 @@ def test_seeds_give_different_ids():
 BAD = {
     "unknown problem": ("experiments:\n  - problem: nope\n    strategies: [min_norm]",
                         "experiments[0].problem",
-                        "valid: autoencoder, cdr, cnf_tabular, cnf_toy, peaks, probe, rfm, "
-                        "spiral"),
+                        "valid: " + ", ".join(registry.problems())),
     "unknown strategy": ("experiments:\n  - problem: rfm\n    strategies: [lasso]",
-                         "strategies[0]", "valid for rfm: gradient_flow, hybrid, min_norm"),
+                         "strategies[0]", "valid for rfm: " + ", ".join(
+                             n for n, c in registry.strategies().items() if c.family == "rfm")),
     "wrong family": ("experiments:\n  - problem: rfm\n    strategies: [probe]",
                      "strategies[0]", "is for probe problems"),
     "unknown parameter": ("experiments:\n  - problem: rfm\n    params: {n_feature: 4}\n"

@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..cell import Cell
+from ..location import visible_gpus
 from ..worker import CellWorker
 from .base import Event, Executor, Finished, Started
-
-
-def visible_gpus() -> list[str]:
-    """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` if set, else ``nvidia-smi``."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return [g for g in env.split(",") if g.strip() and g.strip() != "-1"]
-    if shutil.which("nvidia-smi") is None:
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU")]
 
 
 def pinned_worker(label: str, backend: str, slot: int, gpus: list[str],

@@ -33,14 +33,14 @@ from typing import Any, ClassVar
 
 from ..cell import Cell
 from ..errors import InputError
+from ..location import local_rank, visible_gpus
 from ..result import ERROR, CellResult
 from ..worker import CellWorker
 from .base import Event, Executor, Finished, Started
-from .local import pinned_worker, visible_gpus
+from .local import pinned_worker
 
 TAG_CELL, TAG_RESULT, TAG_STOP, TAG_HEARTBEAT = 1, 2, 3, 4
 POLL_S = 0.005
-LOCAL_RANK_VARS = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID")
 
 
 def comm() -> Any:
@@ -51,14 +51,6 @@ def comm() -> Any:
         raise InputError(f"--backend mpi needs mpi4py ({err}); `make install` installs it",
                          file="harness run") from None
     return MPI.COMM_WORLD
-
-
-def local_rank() -> int:
-    """This rank's index on its node (0 when no launcher says)."""
-    for var in LOCAL_RANK_VARS:
-        if os.environ.get(var, "").isdigit():
-            return int(os.environ[var])
-    return 0
 
 
 def _cell_worker(rank: int, log_dir: Path | None) -> CellWorker:

@@ -40,7 +40,7 @@ import pandas as pd
 import yaml
 
 from .. import registry
-from ..errors import InputError
+from ..errors import InputError, RegistrationError
 from ..family import Family
 from .document import Paragraph, Verdict
 
@@ -99,8 +99,9 @@ def check_kind(name: str) -> Callable[[CheckFunction], CheckFunction]:
     def register(fn: CheckFunction) -> CheckFunction:
         other = CHECK_KINDS.get(name)
         if other is not None and other.__qualname__ != fn.__qualname__:
-            raise TypeError(f"check kind {name!r} is registered twice: by {other.__module__} "
-                            f"and by {fn.__module__}; rename one of them")
+            raise RegistrationError(f"check kind {name!r} is registered twice: by "
+                                    f"{other.__module__} and by {fn.__module__}; rename one "
+                                    f"of them")
         CHECK_KINDS[name] = fn
         return fn
     return register

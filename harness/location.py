@@ -1,0 +1,67 @@
+"""Where a cell runs: host, node, MPI rank and local rank, the GPUs it may see, and the ids
+a batch scheduler gives its job — the one place that reads them from the environment.
+
+The runner and the worker stamp every row with :func:`here`; the executors place workers
+with :func:`local_rank` and :func:`visible_gpus`; ``harness status`` matches in-flight
+cells to scheduler jobs by :data:`JOB_COLUMN`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+
+# Column and manifest key of the scheduler job that ran a cell (the results schema's name).
+JOB_COLUMN = "slurm_job_id"
+# The launchers' variables for a process's index on its node: MPICH, Open MPI, srun.
+LOCAL_RANK_VARS = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID")
+
+
+def job_id() -> str | None:
+    """The scheduler job of this process: ``ARRAYJOB_TASK`` for an array task, else the
+    job id; None outside a batch job."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID") or None
+
+
+def job_fields() -> dict[str, str | None]:
+    """``{JOB_COLUMN: job_id()}``, for a row or a manifest."""
+    return {JOB_COLUMN: job_id()}
+
+
+def node_name() -> str:
+    """The scheduler's name of this node (several nodes may share a host name), else the
+    host name."""
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+
+
+def here() -> dict[str, str | None]:
+    """``host``, ``node`` and the scheduler job of this process, as every row records
+    them."""
+    return {"host": socket.gethostname(), "node": node_name(), **job_fields()}
+
+
+def local_rank() -> int:
+    """This process's index among the ranks on its node (0 when no launcher says)."""
+    for var in LOCAL_RANK_VARS:
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` if set, else ``nvidia-smi``."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU")]
