@@ -27,7 +27,7 @@ from harness.problems.datasets.toy2d import sample_toy
 from harness.solvers.node import FixedStepRK4, train_node
 
 from harness import registry
-from harness.cell import Cell, Resources, cell_id_of
+from harness.cell import Cell, Resources, make_cell
 from harness.runner import run_cell
 
 STEP = 0.25
@@ -35,13 +35,10 @@ STEP = 0.25
 
 def cnf_cell(strategy: str, sparams: dict, iterations: int, batch: int, seed: int,
              threads: int) -> Cell:
-    pcls, scls = registry.get("problem", "cnf_toy"), registry.get("strategy", strategy)
-    pp = pcls.validate({"dataset": "8gaussians", "hidden": 64, "depth": 3,
-                        "batch_size": batch, "iterations": iterations, "val_every": 0})
-    sp = scls.validate(sparams)
-    return Cell(cell_id=cell_id_of("cnf_toy", pp, strategy, sp, seed), grid="bench",
-                experiment=0, problem="cnf_toy", problem_params=pp, strategy=strategy,
-                strategy_params=sp, seed=seed, resources=Resources(device="cpu", cpus=threads))
+    return make_cell("cnf_toy", strategy, {"dataset": "8gaussians", "hidden": 64, "depth": 3,
+                                           "batch_size": batch, "iterations": iterations,
+                                           "val_every": 0}, sparams, seed, grid="bench",
+                     resources=Resources(device="cpu", cpus=threads))
 
 
 def compare_strategies(args: argparse.Namespace) -> None:

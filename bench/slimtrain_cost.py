@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import argparse
 
-from harness import registry
-from harness.cell import Cell, Resources, cell_id_of
+from harness.cell import Cell, Resources, make_cell
 from harness.runner import run_cell
 
 
 def cell(problem: str, strategy: str, sparams: dict, seed: int) -> Cell:
-    pp = registry.get("problem", problem).validate({})
-    sp = registry.get("strategy", strategy).validate(sparams)
-    return Cell(cell_id=cell_id_of(problem, pp, strategy, sp, seed), grid="bench",
-                experiment=0, problem=problem, problem_params=pp, strategy=strategy,
-                strategy_params=sp, seed=seed, resources=Resources(device="cpu", cpus=1))
+    return make_cell(problem, strategy, {}, sparams, seed, grid="bench",
+                     resources=Resources(device="cpu", cpus=1))
 
 
 def time_to(history: list, target: float) -> tuple[float | None, int | None]:

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import registry
 from .params import Param
 
 SCHEMA_VERSION = 1  # bump when a change makes old results incomparable (it changes cell ids)
@@ -20,6 +21,8 @@ RESOURCE_PARAMS: dict[str, Param] = {
     "gpus": Param(float, 0.0, "GPUs reserved for the cell (fractions share a GPU under Ray)",
                   low=0),
 }
+# Names no plug-in parameter may take: the resource keys and the grid's per-experiment keys.
+RESERVED = frozenset({*RESOURCE_PARAMS, "seeds", "problem", "strategies", "params"})
 
 
 @dataclass(frozen=True)
@@ -78,3 +81,27 @@ class Cell:
     def params_json(self) -> str:
         """All parameters as canonical JSON (the ``params`` column)."""
         return canonical_json({"problem": self.problem_params, "strategy": self.strategy_params})
+
+
+def build_cell(pcls: Any, pp: dict[str, Any], scls: Any, sp: dict[str, Any], seed: int, *,
+               grid: str = "adhoc", experiment: int = 0,
+               resources: Resources | None = None) -> Cell:
+    """The cell of problem class ``pcls`` and strategy class ``scls`` with *validated*
+    parameters: its id hashes the identity parameters only (see ``Param.identity``)."""
+    ident_p = {k: v for k, v in pp.items() if pcls.parameters[k].identity}
+    ident_s = {k: v for k, v in sp.items() if scls.parameters[k].identity}
+    return Cell(cell_id=cell_id_of(pcls.name, ident_p, scls.name, ident_s, seed), grid=grid,
+                experiment=experiment, problem=pcls.name, problem_params=pp,
+                strategy=scls.name, strategy_params=sp, seed=seed,
+                resources=resources or Resources())
+
+
+def make_cell(problem: str, strategy: str, problem_params: dict[str, Any] | None = None,
+              strategy_params: dict[str, Any] | None = None, seed: int = 0, *,
+              grid: str = "adhoc", resources: Resources | None = None) -> Cell:
+    """A cell by plug-in names, as a grid would make it: parameters validated, defaults
+    filled in, the same ``cell_id`` (for tests, benchmarks and library use)."""
+    pcls, scls = registry.get("problem", problem), registry.get("strategy", strategy)
+    return build_cell(pcls, pcls.validate(dict(problem_params or {})), scls,
+                      scls.validate(dict(strategy_params or {})), seed, grid=grid,
+                      resources=resources)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from . import registry
-from .cell import RESOURCE_PARAMS, Cell, Resources, cell_id_of
+from .cell import RESOURCE_PARAMS, Cell, Resources, build_cell
 from .errors import DataError, InputError, ParamError
 
 TOP_KEYS = ("name", "description", "seeds", "defaults", "experiments")
@@ -251,10 +251,5 @@ class _Expander:
     @staticmethod
     def _cell(grid: str, i: int, pcls: Any, pp: dict, scls: Any, sp: dict, seed: int,
               resources: Resources) -> Cell:
-        ident_p = {k: v for k, v in pp.items() if pcls.parameters[k].identity}
-        ident_s = {k: v for k, v in sp.items() if scls.parameters[k].identity}
-        return Cell(
-            cell_id=cell_id_of(pcls.name, ident_p, scls.name, ident_s, seed),
-            grid=grid, experiment=i, problem=pcls.name, problem_params=pp,
-            strategy=scls.name, strategy_params=sp, seed=seed, resources=resources,
-        )
+        return build_cell(pcls, pp, scls, sp, seed, grid=grid, experiment=i,
+                          resources=resources)

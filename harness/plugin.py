@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from . import registry
+from .cell import RESERVED
 from .params import Param, validate_params
 from .timing import synchronize
-
-RESERVED = frozenset({"device", "timeout_s", "cpus", "gpus", "seeds"})  # resource keys
 
 
 class Diverged(Exception):

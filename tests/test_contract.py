@@ -6,7 +6,7 @@ import math
 import pytest
 
 from harness import registry
-from harness.cell import Cell, Resources, cell_id_of
+from harness.cell import Resources, make_cell
 from harness.params import Param
 from harness.runner import run_cell
 from harness.schema import cells_schema
@@ -42,11 +42,9 @@ def test_plugin_columns_do_not_clash():
 
 
 def _smoke_cell(problem, strategy, seed):
-    pcls, scls = PROBLEMS[problem], STRATEGIES[strategy]
-    pp, sp = pcls.validate(dict(pcls.smoke_params)), scls.validate(dict(scls.smoke_params))
-    return Cell(cell_id=cell_id_of(problem, pp, strategy, sp, seed), grid="contract",
-                experiment=0, problem=problem, problem_params=pp, strategy=strategy,
-                strategy_params=sp, seed=seed, resources=Resources(device="cpu"))
+    return make_cell(problem, strategy, PROBLEMS[problem].smoke_params,
+                     STRATEGIES[strategy].smoke_params, seed, grid="contract",
+                     resources=Resources(device="cpu"))
 
 
 def _values(result, scls, pcls):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import os
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -246,3 +247,49 @@ def test_the_engine_knows_no_scheduler_in_its_core_no_family_and_no_cycle():
 
     cycles = sorted(u for u in edges if u in reachable(u))
     assert not cycles, f"import cycles through {cycles}"
+
+
+RFM = """
+name: installed
+seeds: [0]
+experiments:
+  - problem: rfm
+    params: {n_train: 64, n_test: 100, n_features: [32, 64, 128]}
+    strategies: [min_norm, {tikhonov: {select: oracle}}]
+"""
+
+
+def test_an_installed_package_finds_its_published_claims(tmp_path):
+    """A non-editable install (no top-level problems/solvers) writes the verdicts the
+    checkout writes."""
+    target = tmp_path / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                          "--no-build-isolation", "--target", str(target), str(ROOT)],
+                         capture_output=True, text=True, timeout=600)
+    assert pip.returncode == 0, pip.stderr
+    assert (target / "harness" / "solvers").is_dir()
+    assert not (target / "problems").exists() and not (target / "solvers").exists()
+    assert list((target / "harness" / "solvers").glob("*/claims/*.yaml"))
+
+    grid, out = tmp_path / "g.yaml", tmp_path / "out"
+    grid.write_text(RFM)
+    proc = subprocess.run([*HARNESS, "run", str(grid), "--out", str(out), "--backend",
+                           "local"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+
+    def verdicts(cwd: Path, env: dict[str, str]) -> list[str]:
+        proc = subprocess.run([*HARNESS, "report", str(out)], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        return [line for line in (out / "report.md").read_text().splitlines()
+                if line.startswith(("- **", "Claims of"))]
+
+    checkout = verdicts(ROOT, dict(os.environ))
+    installed_env = {**os.environ, "PYTHONPATH": str(target)}
+    where = subprocess.run([sys.executable, "-c", "import harness; print(harness.__file__)"],
+                           cwd=tmp_path, env=installed_env, capture_output=True, text=True)
+    assert where.stdout.strip().startswith(str(target)), where.stdout + where.stderr
+    installed = verdicts(tmp_path, installed_env)
+    assert installed == checkout
+    assert any(line.startswith("Claims of") for line in installed)
+    assert any(line.startswith("- **REPRODUCED**") for line in installed)

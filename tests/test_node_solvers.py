@@ -17,8 +17,7 @@ from harness.solvers.node import (
 )
 from torch import nn
 
-from harness import registry
-from harness.cell import Cell, Resources, cell_id_of
+from harness.cell import Resources, make_cell
 from harness.errors import InputError
 from harness.grid import parse_grid
 from harness.plugin import RunContext
@@ -37,11 +36,8 @@ def exact(t):
 
 
 def node_cell(problem, pp, strategy, sp, seed=0):
-    pp = registry.get("problem", problem).validate(pp)
-    sp = registry.get("strategy", strategy).validate(sp)
-    return Cell(cell_id=cell_id_of(problem, pp, strategy, sp, seed), grid="t", experiment=0,
-                problem=problem, problem_params=pp, strategy=strategy, strategy_params=sp,
-                seed=seed, resources=Resources(device="cpu"))
+    return make_cell(problem, strategy, pp, sp, seed, grid="t",
+                     resources=Resources(device="cpu"))
 
 
 @pytest.mark.parametrize("rule", ["classic", "3/8"])

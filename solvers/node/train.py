@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
-from contextlib import nullcontext
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from harness.timing import synchronize
-
+from ..recording import NullRecorder, Recorder, device_clock
 from .integrators import Integrator, reference_solver
 from .taylor import TaylorResult, taylor_check
 
@@ -112,26 +110,25 @@ def taylor_step(task: NodeTask, solve: Integrator, seed: int) -> TaylorResult:
     return taylor_check(loss, params, seed=seed)
 
 
-def train_node(task: NodeTask, solve: Integrator, run: Any = None, *,
-               target_loss: float | None = None, taylor: bool = False,
-               seed: int = 0) -> TrainStats:
-    """Train ``task.model`` with ``solve``; log per-iteration values to ``run`` (a
-    RunContext) when given. Raises FloatingPointError on a non-finite loss."""
+def train_node(task: NodeTask, solve: Integrator, recorder: Recorder | None = None, *,
+               clock: Callable[[], float] | None = None, target_loss: float | None = None,
+               taylor: bool = False, seed: int = 0) -> TrainStats:
+    """Train ``task.model`` with ``solve``; log per-iteration values to ``recorder`` (see
+    ``solvers.recording``; none by default) and time each iteration with ``clock`` (default:
+    synchronized on the model's device). Raises FloatingPointError on a non-finite loss."""
     stats = TrainStats()
-    device = next(task.model.parameters()).device
+    run = recorder or NullRecorder()
+    clock = clock or device_clock(next(task.model.parameters()).device)
     if taylor:
-        ctx = run.evaluating() if run is not None else nullcontext()
-        with ctx:
+        with run.evaluating():
             stats.taylor = taylor_step(task, solve, seed)
-        if run is not None:
-            for k, (e0, e1) in enumerate(zip(stats.taylor.e0, stats.taylor.e1, strict=True)):
-                run.log("taylor_e0", e0, step=k + 1, split="taylor")
-                run.log("taylor_e1", e1, step=k + 1, split="taylor")
+        for k, (e0, e1) in enumerate(zip(stats.taylor.e0, stats.taylor.e1, strict=True)):
+            run.log("taylor_e0", e0, step=k + 1, split="taylor")
+            run.log("taylor_e1", e1, step=k + 1, split="taylor")
     optimizer = task.make_optimizer()
     elapsed = 0.0
     for step in range(task.iterations):
-        synchronize(device)
-        t0 = time.perf_counter()
+        t0 = clock()
         batch = task.batch(step)
         optimizer.zero_grad(set_to_none=True)
         solve.reset()
@@ -140,8 +137,7 @@ def train_node(task: NodeTask, solve: Integrator, run: Any = None, *,
         loss.backward()
         bwd = solve.nfe - fwd
         optimizer.step()
-        synchronize(device)
-        dt = time.perf_counter() - t0
+        dt = clock() - t0
         value = float(loss.detach())
         if not math.isfinite(value):
             raise FloatingPointError(f"non-finite training loss {value} at iteration {step}")
@@ -152,12 +148,11 @@ def train_node(task: NodeTask, solve: Integrator, run: Any = None, *,
         stats.iter_s.append(dt)
         if target_loss is not None and stats.time_to_target is None and value <= target_loss:
             stats.time_to_target, stats.iter_to_target = elapsed, step + 1
-        if run is not None:
-            run.log("loss", value, step=step)
-            run.log("nfe_fwd", fwd, step=step)
-            run.log("nfe_bwd", bwd, step=step)
-            if task.val_every and ((step + 1) % task.val_every == 0
-                                   or step + 1 == task.iterations):
-                with run.evaluating(), torch.no_grad():
-                    run.log("loss", task.val_loss(solve), step=step, split="val")
+        run.log("loss", value, step=step)
+        run.log("nfe_fwd", fwd, step=step)
+        run.log("nfe_bwd", bwd, step=step)
+        if task.val_every and ((step + 1) % task.val_every == 0
+                               or step + 1 == task.iterations):
+            with run.evaluating(), torch.no_grad():
+                run.log("loss", task.val_loss(solve), step=step, split="val")
     return stats

@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from harness.timing import synchronize
-
+from ..recording import NullRecorder, Recorder, device_clock
 from .slimtik import SlimTik
 
 SPLITS = ("train", "val", "test")
@@ -138,15 +137,20 @@ def _theta(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in model.parameters()]).clone()
 
 
-def train_separable(task: SeparableTask, run: Any, *, method: str, lr: float, epochs: int,
-                    batch_size: int, alpha_theta: float | None = None, alpha_w: float = 0.0,
-                    slimtik: SlimTik | None = None, seed: int = 0
+def train_separable(task: SeparableTask, recorder: Recorder | None = None, *, method: str,
+                    lr: float, epochs: int, batch_size: int, alpha_theta: float | None = None,
+                    alpha_w: float = 0.0, slimtik: SlimTik | None = None, seed: int = 0,
+                    clock: Callable[[], float] | None = None
                     ) -> tuple[SeparableSolution, SeparableStats]:
-    """Train with ``method`` ``slimtrain`` (needs ``slimtik``) or ``adam``; log per batch
-    Λ and Λ̄ (slimtrain), per epoch the loss of each split, ‖θₖ − θₖ₋₁‖ and the epoch time.
-    Raises FloatingPointError on a non-finite loss."""
+    """Train with ``method`` ``slimtrain`` (needs ``slimtik``) or ``adam``; log to
+    ``recorder`` (see ``solvers.recording``; none by default) per batch Λ and Λ̄
+    (slimtrain), per epoch the loss of each split, ‖θₖ − θₖ₋₁‖ and the epoch time, timed
+    with ``clock`` (default: synchronized on the data's device). Raises FloatingPointError
+    on a non-finite loss."""
     Y, C = task.data["train"]
     device = Y.device
+    run = recorder or NullRecorder()
+    clock = clock or device_clock(device)
     a_theta = task.alpha_theta if alpha_theta is None else alpha_theta
     n_f = n_features(task)
     task.features.train()
@@ -164,8 +168,7 @@ def train_separable(task: SeparableTask, run: Any, *, method: str, lr: float, ep
     theta_old, step = _theta(task.features), 0
     for epoch in range(epochs):
         task.features.train()
-        synchronize(device)
-        t0 = time.perf_counter()
+        t0 = clock()
         order = torch.as_tensor(np.random.default_rng([seed, 7, epoch]).permutation(len(Y)),
                                 device=device)
         for start in range(0, len(Y), batch_size):
@@ -185,8 +188,7 @@ def train_separable(task: SeparableTask, run: Any, *, method: str, lr: float, ep
             loss.backward()
             optimizer.step()
             step += 1
-        synchronize(device)
-        stats.epoch_s.append(time.perf_counter() - t0)
+        stats.epoch_s.append(clock() - t0)
         theta = _theta(task.features)
         stats.theta_change.append(float((theta - theta_old).norm()))
         theta_old = theta
