@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT := results/demo
 
-.PHONY: demo test lint bench install clean-demo
+.PHONY: demo test lint bench install clean-demo docs
 
 demo: $(STAMP)
 	$(BIN)/harness run grids/demo.yaml --out $(DEMO_OUT)
@@ -16,6 +16,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# docs/results.md is generated from the schema of the registered plug-ins
+docs: $(STAMP)
+	$(BIN)/harness schema --write docs/results.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

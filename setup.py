@@ -18,6 +18,7 @@ for folder in PLUGIN_FOLDERS:
 setup(
     packages=packages,
     package_dir={f"harness.{folder}": folder for folder in PLUGIN_FOLDERS},
-    # slurm job templates; each family's published claims (``claims/*.yaml``)
-    package_data={"harness.slurm": ["templates/*"], "": ["claims/*.yaml"]},
+    # the results doc's words, slurm job templates, each family's published claims
+    package_data={"harness": ["results_doc.md.in"], "harness.slurm": ["templates/*"],
+                  "": ["claims/*.yaml"]},
 )

@@ -131,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a folder of your own claims files (*.yaml), judged beside the "
                              "published ones; may be repeated")
 
+    schema = sub.add_parser("schema", help="the results contract (docs/results.md)",
+                            description="Print the results contract with every column of "
+                            "the registered plug-ins (the text of docs/results.md).")
+    schema.add_argument("--write", metavar="FILE", help="write it to FILE instead")
+
     sub.add_parser("list", help="every problem and strategy with its parameters",
                    description="List the registered problems and strategies by family.")
     return parser
@@ -149,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             build_parser().print_help()
             return EXIT_INPUT
         return {"run": cmd_run, "submit": cmd_submit, "status": cmd_status,
-                "cancel": cmd_cancel, "report": cmd_report, "list": cmd_list}[args.command](args)
+                "cancel": cmd_cancel, "report": cmd_report, "list": cmd_list,
+         "schema": cmd_schema}[args.command](args)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INPUT
@@ -327,6 +333,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     paths = write_report(out, claim_dirs=tuple(args.claims))
     for p in paths:
         print(p)
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from . import atomic
+    from .results_doc import render
+
+    text = render()
+    if args.write:
+        atomic.write_text(args.write, text)
+    else:
+        print(text, end="")
     return EXIT_OK
 
 

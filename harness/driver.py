@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import location
+from . import atomic, location
 from .cell import SCHEMA_VERSION, Cell
 from .errors import Preempted
 from .executors import DEFAULT_BACKEND, Finished, make_executor
@@ -87,18 +87,14 @@ def new_run_id() -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
+    atomic.write_text(path, json.dumps(data, indent=2, default=str))
 
 
 def write_grid_copy(out: Path, grid: Grid) -> None:
     """``out/grid.yaml``: the grid's text, which ``harness status`` expands into cells."""
     grid_file = out / "grid.yaml"
     if not grid_file.exists() or grid_file.read_text() != grid.text:
-        tmp = grid_file.with_name(f".grid.yaml.{secrets.token_hex(4)}.tmp")
-        tmp.write_text(grid.text)
-        tmp.replace(grid_file)  # atomic: array tasks write it at the same time
+        atomic.write_text(grid_file, grid.text)  # array tasks write it at the same time
 
 
 def _write_manifest(store: Store, grid: Grid, run_id: str, info: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from .atomic import replacing
 from .errors import InputError
 from .schema import HISTORY_SCHEMA, cells_schema, cells_table
 
@@ -34,17 +35,10 @@ _TMP_PREFIX = "."  # pyarrow.dataset and DuckDB's *.parquet globs skip these
 
 
 def write_atomic(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` so that ``path`` is either absent or complete."""
-    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Write ``table`` to ``path`` so that ``path`` is either absent or complete, and stays
+    so across a power cut."""
+    with replacing(path, durable=True) as tmp:
+        pq.write_table(table, tmp)
 
 
 def _parquet_files(folder: Path) -> list[Path]:

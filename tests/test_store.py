@@ -111,6 +111,13 @@ def test_second_driver_on_the_same_folder_is_refused(tmp_path):
         pass
 
 
+def test_docs_results_md_is_generated_from_the_schema():
+    from harness.results_doc import render
+
+    assert Path("docs/results.md").read_text() == render(), (
+        "docs/results.md is stale: run `make docs` (harness schema --write docs/results.md)")
+
+
 def test_docs_describe_every_column_and_status():
     text = Path("docs/results.md").read_text()
     for col in [*CORE_COLUMNS, *HISTORY_COLUMNS, *plugin_columns()]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import atomic
 from ..family import family_of
 from ..store import Store
 from .document import Document, Figure, Table, to_html, to_latex, to_markdown
@@ -78,8 +79,6 @@ def write_report(out: str | Path, claim_dirs: tuple[str | Path, ...] = ()) -> li
         elif isinstance(block, Figure):
             written.append(block.path)
     for name, text in (("report.md", to_markdown(doc, out)), ("report.html", to_html(doc))):
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text)
-        tmp.replace(out / name)
+        atomic.write_text(out / name, text)
         written.append(out / name)
     return written

@@ -7,9 +7,10 @@ the folder, the mode, and (array) how many shards, so that every cell maps to on
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from .. import atomic
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,4 @@ def record_job(out: Path, job: Job) -> None:
     """Append ``job`` to the record (atomically)."""
     path = jobs_file(out)
     entries = [asdict(j) for j in load_jobs(out)] + [asdict(job)]
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(entries, indent=2))
-    tmp.replace(path)
+    atomic.write_text(path, json.dumps(entries, indent=2))

@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from .. import atomic
 from ..errors import InputError
 
 TIMEOUT_S = 30
@@ -92,9 +93,8 @@ def queue_states(job_ids: list[str], cache: Path | None = None) -> dict[str, str
             if jid.split("_")[0] in wanted:
                 states[jid] = state
     if cache is not None:
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "at": time.time(), "states": states}))
-        tmp.replace(cache)
+        atomic.write_text(cache, json.dumps({"key": key, "at": time.time(),
+                                             "states": states}))
     return states
 
 

@@ -33,6 +33,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
+from harness import atomic
+
 SPEC = {"version": 2, "n": 24, "D": 0.02, "v": [0.6, 0.3], "k": 1.0, "dt": 0.01,
         "t_obs": [0.25, 0.5, 0.75, 1.0], "sigma": 0.06, "sources": [11, 5],
         "sensors": [6, 3], "n_samples": 800, "seed": 20}
@@ -121,7 +123,6 @@ def load_cdr(spec_json: str = json.dumps(SPEC, sort_keys=True)) -> tuple[np.ndar
             return f["Y"], f["C"]
     Y, C = generate_cdr(spec)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, Y=Y, C=C, spec=json.dumps(spec, sort_keys=True))
-    os.replace(tmp, path)  # atomic: concurrent cells never read half a file
+    with atomic.replacing(path) as tmp, open(tmp, "wb") as f:  # concurrent cells never
+        np.savez(f, Y=Y, C=C, spec=json.dumps(spec, sort_keys=True))  # read half a file
     return Y, C
