@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,17 @@ class Cell:
     def params_json(self) -> str:
         """All parameters as canonical JSON (the ``params`` column)."""
         return canonical_json({"problem": self.problem_params, "strategy": self.strategy_params})
+
+
+def swept_params(cells: Iterable[Cell]) -> frozenset[str]:
+    """Result columns (``p_*``/``s_*``) that take more than one value among ``cells``: the
+    parameters that tell two of them apart."""
+    values: dict[str, set[str]] = {}
+    for c in cells:
+        for prefix, params in (("p_", c.problem_params), ("s_", c.strategy_params)):
+            for k, v in params.items():
+                values.setdefault(prefix + k, set()).add(repr(v))
+    return frozenset(k for k, v in values.items() if len(v) > 1)
 
 
 def build_cell(pcls: Any, pp: dict[str, Any], scls: Any, sp: dict[str, Any], seed: int, *,

@@ -279,6 +279,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from .cell import swept_params
     from .status import folder_status
     from .store import Store
 
@@ -295,6 +296,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  note: {st.note}")
     rows = Store(out).cells().set_index("cell_id") if args.cells or any(
         c.state not in ("ok", "running", "pending", "not run") for c in st.cells) else None
+    swept = swept_params(c.cell for c in st.cells)  # what tells two cells apart
     for c in st.cells:
         recorded = rows is not None and c.cell.cell_id in rows.index
         if not args.cells and (not recorded or c.state == "ok"):
@@ -305,7 +307,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 ("slurm_job_id", "error")}
         job = c.job or text["slurm_job_id"] or "-"
         error = text["error"] if c.state != "ok" else ""
-        print(f"  {c.cell.cell_id}  {c.state:<9} {job:<10} {c.cell.label()}  {error}".rstrip())
+        print(f"  {c.cell.cell_id}  {c.state:<9} {job:<10} {c.cell.label(swept)}  "
+              f"{error}".rstrip())
     return EXIT_OK
 
 

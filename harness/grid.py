@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from . import registry
-from .cell import RESOURCE_PARAMS, Cell, Resources, build_cell
+from .cell import RESOURCE_PARAMS, Cell, Resources, build_cell, swept_params
 from .errors import DataError, InputError, ParamError
 
 TOP_KEYS = ("name", "description", "seeds", "defaults", "experiments")
@@ -37,12 +37,7 @@ class Grid:
     @property
     def swept(self) -> frozenset[str]:
         """Result columns (``p_*``/``s_*``) that take more than one value in this grid."""
-        values: dict[str, set[str]] = {}
-        for c in self.cells:
-            for prefix, params in (("p_", c.problem_params), ("s_", c.strategy_params)):
-                for k, v in params.items():
-                    values.setdefault(prefix + k, set()).add(repr(v))
-        return frozenset(k for k, v in values.items() if len(v) > 1)
+        return swept_params(self.cells)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

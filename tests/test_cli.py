@@ -82,6 +82,9 @@ def test_failed_cells_exit_1_and_are_listed(write_grid, tmp_path):
     assert len(status.stdout.splitlines()) == 2  # the summary and the failed cell
     every = run_cli("status", str(out), "--cells").stdout.splitlines()
     assert len(every) == 3 and every[1].split()[1:3] == ["ok", "-"]
+    # the swept parameter tells the two cells apart
+    assert sorted(line.split()[4] for line in every[1:]) == ["probe[fail=none]",
+                                                            "probe[fail=raise]"]
     assert "probe asked to fail" in (out / "logs" / "failures.log").read_text()
 
 
