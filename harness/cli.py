@@ -353,11 +353,16 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from . import registry
+    from .family import family_of
+    from .report.claims import claim_files
 
     problems, strategies = registry.problems(), registry.strategies()
     families = sorted({c.family for c in [*problems.values(), *strategies.values()]})
     for family in families:
-        print(f"== family {family}")
+        declared = family_of(family)
+        claims = [f.name for f in claim_files(declared)]
+        print(f"== family {family}: {declared.title}"
+              + (f" (claims: {', '.join(claims)})" if claims else ""))
         for kind, table in (("problem", problems), ("strategy", strategies)):
             for name, cls in table.items():
                 if cls.family != family:

@@ -8,8 +8,11 @@ from typing import ClassVar
 
 import torch
 
+from harness.family import declare_family
 from harness.params import Param
 from harness.plugin import Diverged, Fit, Metric, RunContext, Strategy
+
+declare_family("probe", "Probe: backend checks")  # the generic report section, no claims
 
 FAILURES = ("none", "raise", "nan", "diverge", "oom", "crash")
 

@@ -293,3 +293,15 @@ def test_an_installed_package_finds_its_published_claims(tmp_path):
     assert installed == checkout
     assert any(line.startswith("Claims of") for line in installed)
     assert any(line.startswith("- **REPRODUCED**") for line in installed)
+
+
+def test_the_numerics_import_nothing_of_the_engine():
+    """Integrators, solvers and training loops are a library: only the strategies (the
+    adapters), the report sections and the family declarations know the engine."""
+    adapters = {"strategies.py", "report.py", "__init__.py", "probe.py"}
+    numerics = [p for p in (ROOT / "solvers").rglob("*.py") if p.name not in adapters]
+    assert len(numerics) >= 10
+    for path in numerics:
+        engine = {m for m in _imports(path) if m.startswith("harness.")
+                  and not m.startswith("harness.solvers")}
+        assert not engine, (path, engine)

@@ -162,3 +162,21 @@ def test_autoencoder_reports_the_per_image_sum_of_squares():
                            weight=task.eval_weight)
     C = task.data["test"][1].double()  # a zero network predicts 0: the loss is Σ c² / images
     assert loss == pytest.approx(float((C**2).sum()) / len(C), rel=1e-6)
+
+
+def test_the_training_loop_runs_as_a_plain_library_call_without_recorder_or_clock():
+    from harness.solvers.separable.train import train_separable
+
+    from harness import registry
+    from harness.plugin import RunContext
+
+    peaks = registry.get("problem", "peaks")
+    task = peaks(**peaks.smoke_params).build(0, RunContext("cpu", 0))
+    solution, stats = train_separable(task, method="adam", lr=1e-2, epochs=2, batch_size=10)
+    assert len(stats.epoch_s) == 2 and all(t > 0 for t in stats.epoch_s)
+    assert len(stats.losses["val"]) == 2 and solution.W.shape[0] == task.n_targets
+
+    ticks = iter(range(100))
+    _, timed = train_separable(task, method="adam", lr=1e-2, epochs=2, batch_size=10,
+                               clock=lambda: float(next(ticks)))
+    assert timed.epoch_s == [1.0, 1.0]  # the clock given is the clock read

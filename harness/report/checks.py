@@ -98,7 +98,7 @@ def metric_check(check: dict[str, Any], rows: pd.DataFrame, ctx: ReportContext) 
         return Measurement(criterion + f", at each {check['over']}", text, passed)
     value = _stat(data, metric, stat)
     return Measurement(criterion, "no ok cells" if value is None else
-                       f"{fmt(value, 4)} over {data['seed'].nunique()} seed(s)",
+                       f"{fmt(value, 4)} over {len(data)} cell(s)",
                        judge(value, check))
 
 

@@ -157,9 +157,8 @@ def _hybrid_iterations(ctx: ReportContext, ok: pd.DataFrame, tag: str):
         ax.plot(c.index, c.values, marker=".", color=color, label=f"m = {m}")
     style_axes(ax, "hybrid iteration k", "test error", xlog=2, ncol=2)
     return ctx.save_figure(fig, f"rfm-{tag}-hybrid-iterations",
-                           "Hybrid (default configuration: full-data-space GCV for λ, no "
-                           "early stopping): test error of the iterate after k iterations, "
-                           "median over seeds.")
+                           f"Hybrid ({Hybrid.describe(Hybrid.validate({}))}): test error "
+                           f"of the iterate after k iterations, median over seeds.")
 
 
 def _median_at(df: pd.DataFrame, selector: str, m: int) -> float | None:
