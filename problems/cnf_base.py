@@ -72,7 +72,8 @@ CNF_METRICS: dict[str, Metric] = {
 
 @dataclass
 class CNFTask:
-    """A CNF, its data and its optimizer settings; implements :class:`solvers.node.NodeTask`.
+    """A CNF, its data and its optimizer settings; implements
+    :class:`harness.solvers.node.NodeTask`.
 
     ``draw(step)`` gives the training batch of an iteration; ``x_val``/``x_test`` are fixed."""
 

@@ -27,7 +27,7 @@ SEPARABLE_METRICS: dict[str, Metric] = {
 @dataclass
 class SeparableData:
     """Feature extractor, data splits and regularizer; implements
-    :class:`solvers.separable.train.SeparableTask`."""
+    :class:`harness.solvers.separable.train.SeparableTask`."""
 
     features: nn.Module
     n_targets: int

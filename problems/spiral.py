@@ -65,7 +65,7 @@ class SpiralNet(nn.Module):
 
 @dataclass
 class SpiralTask:
-    """The spiral data and model; implements :class:`solvers.node.NodeTask`."""
+    """The spiral data and model; implements :class:`harness.solvers.node.NodeTask`."""
 
     model: SpiralNet
     t: torch.Tensor

@@ -148,6 +148,16 @@ def test_a_family_outside_the_engine_gets_a_section_a_figure_and_verdicts(tmp_pa
     verdicts = [line for line in section.splitlines() if line.startswith("- **")]
     assert len(verdicts) == 2 and all(v.startswith("- **REPRODUCED**") for v in verdicts)
 
+    # the same cells through Ray: its workers import the plug-in named in the environment
+    ray_out = tmp_path / "ray-out"
+    run = _harness("run", str(grid), "--out", str(ray_out), "--backend", "ray", "--workers",
+                   "2", plugins="toyfam", path=pkgs)
+    assert run.returncode == 0, run.stderr
+    by_ray = pd.read_parquet(ray_out / "cells").set_index("cell_id").sort_index()
+    assert (by_ray["status"] == "ok").all() and (by_ray["backend"] == "ray").all()
+    assert by_ray["test_mse"].tolist() == cells.set_index("cell_id").sort_index()[
+        "test_mse"].tolist()
+
     # a user's own claims folder is judged too
     mine = tmp_path / "mine"
     mine.mkdir()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .. import registry
 from ..cell import Cell
 from ..result import ERROR, OOM, SKIPPED, CellResult
 from ..worker import CellWorker
@@ -62,15 +63,20 @@ class RayExecutor(Executor):
 
         import ray
 
+        # plug-ins named in the environment are imported by every Ray worker too (on a
+        # cluster they must be importable there: installed, or on its PYTHONPATH)
+        plugins = os.environ.get(registry.PLUGINS_ENV)
+        runtime_env = {"env_vars": {registry.PLUGINS_ENV: plugins}} if plugins else None
         if not ray.is_initialized():
             if self.address:
                 ray.init(address=self.address, log_to_driver=False,
-                         logging_level=logging.WARNING)
+                         logging_level=logging.WARNING, runtime_env=runtime_env)
             else:
                 ray.init(address="local", num_cpus=self.workers or os.cpu_count(),
                          include_dashboard=False, log_to_driver=False,
                          logging_level=logging.WARNING,
-                         object_store_memory=self.object_store_mb * 2**20)
+                         object_store_memory=self.object_store_mb * 2**20,
+                         runtime_env=runtime_env)
                 self._started_ray = True
         nodes = self._wait_for_nodes(ray)
         self._node_cpus = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)

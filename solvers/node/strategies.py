@@ -1,6 +1,6 @@
 """The neural-ODE strategies as harness plug-ins (family ``node``): Discretize-Optimize
 (fixed-step RK4, backprop through the solver) and Optimize-Discretize (adaptive solver and
-the continuous adjoint). Both run :func:`~solvers.node.train.train_node`; they differ only
+the continuous adjoint). Both run :func:`~harness.solvers.node.train.train_node`; they differ only
 in the integrator."""
 
 from __future__ import annotations

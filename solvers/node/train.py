@@ -1,7 +1,7 @@
 """One training loop for both neural-ODE strategies: only the integrator differs.
 
 A problem supplies a :class:`NodeTask` (model, optimizer, batches, loss); a strategy supplies
-an :class:`~solvers.node.integrators.Integrator`. Per iteration the loop records the loss,
+an :class:`~harness.solvers.node.integrators.Integrator`. Per iteration the loop records the loss,
 the forward and backward function evaluations, and the synchronized wall time; it can stop
 the clock at a target loss and run the Taylor check at the initial weights.
 """
@@ -114,7 +114,7 @@ def train_node(task: NodeTask, solve: Integrator, recorder: Recorder | None = No
                clock: Callable[[], float] | None = None, target_loss: float | None = None,
                taylor: bool = False, seed: int = 0) -> TrainStats:
     """Train ``task.model`` with ``solve``; log per-iteration values to ``recorder`` (see
-    ``solvers.recording``; none by default) and time each iteration with ``clock`` (default:
+    ``harness.solvers.recording``; none by default) and time each iteration with ``clock`` (default:
     synchronized on the model's device). Raises FloatingPointError on a non-finite loss."""
     stats = TrainStats()
     run = recorder or NullRecorder()

@@ -9,7 +9,7 @@ matrix, λ and stopping state. The long vectors are torch tensors on the inputs'
 projected problems are tiny and solved with NumPy on the CPU.
 
 Scale: λ here minimises ‖Zᵀw − c‖² + λ²‖w‖² (IR Tools' convention); the paper's weight
-decay is α = λ/√n (see :func:`solvers.rfm.spectral.tikhonov_filter`).
+decay is α = λ/√n (see :func:`harness.solvers.rfm.spectral.tikhonov_filter`).
 
 Where this differs from IR Tools (docs/rfm.md says why): λ is the global minimiser of the
 GCV criterion (scan + refinement, not ``fminbnd``'s local search); breakdown is detected
@@ -181,7 +181,7 @@ def hybrid_lsqr(
         Z: features, m × n (float64, any device).
         C: targets, t × n.
         regparam: ``"gcv"``, ``"wgcv"`` (adaptive weight), ``"gcv_full"`` or a fixed λ ≥ 0
-            (see :mod:`solvers.rfm.gcv`). The defaults are the measured best on the paper's
+            (see :mod:`harness.solvers.rfm.gcv`). The defaults are the measured best on the paper's
             problem (docs/rfm.md).
         stop: ``"gcv"`` (IR Tools' GCV stopping rule) or ``"none"`` (run to ``max_iter``).
         max_iter: iteration cap, default min(m, n): the full Krylov space.

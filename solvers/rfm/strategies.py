@@ -1,5 +1,5 @@
 """The random-feature strategies as harness plug-ins: thin wrappers around the library
-functions of :mod:`solvers.rfm` that choose their parameters and log what they did."""
+functions of :mod:`harness.solvers.rfm` that choose their parameters and log what they did."""
 
 from __future__ import annotations
 

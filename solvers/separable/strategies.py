@@ -1,5 +1,5 @@
 """The separable-network strategies as harness plug-ins (family ``separable``): slimTrain
-and Adam, both running :func:`~solvers.separable.train.train_separable`."""
+and Adam, both running :func:`~harness.solvers.separable.train.train_separable`."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ the autoencoder (P pixels: the pixel-mean MSE of the authors' PyTorch code, so t
 reported losses use the problem's ``eval_weight`` instead (1/2, or 1 for the autoencoder's
 per-image sum of squares).
 
-``slimtrain`` updates W by :class:`~solvers.separable.slimtik.SlimTik` and then takes one
+``slimtrain`` updates W by :class:`~harness.solvers.separable.slimtik.SlimTik` and then takes one
 Adam step on θ with the new W held fixed; ``adam`` trains θ and W jointly.
 """
 
@@ -143,7 +143,7 @@ def train_separable(task: SeparableTask, recorder: Recorder | None = None, *, me
                     clock: Callable[[], float] | None = None
                     ) -> tuple[SeparableSolution, SeparableStats]:
     """Train with ``method`` ``slimtrain`` (needs ``slimtik``) or ``adam``; log to
-    ``recorder`` (see ``solvers.recording``; none by default) per batch Λ and Λ̄
+    ``recorder`` (see ``harness.solvers.recording``; none by default) per batch Λ and Λ̄
     (slimtrain), per epoch the loss of each split, ‖θₖ − θₖ₋₁‖ and the epoch time, timed
     with ``clock`` (default: synchronized on the data's device). Raises FloatingPointError
     on a non-finite loss."""
