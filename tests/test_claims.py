@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import scipy.stats
 
 from harness.errors import InputError
 from harness.family import Family
@@ -16,37 +17,44 @@ from harness.report.claims import Measurement, claim_blocks
 from harness.report.document import Verdict
 
 # cells of the probe strategy (a registered plug-in): two variants (steps 3 = default, 5),
-# three sizes, two seeds; value = size/100 × (1 for steps 3, 2 for steps 5) + seed/1000
-DEFAULTS = {"s_fail": "none", "s_sleep_s": 0.0, "s_spin_s": 0.0, "s_scale": 0.5}
+# three sizes, two seeds. steps 3: size/100 · (1 + seed/1000); steps 5: the same times
+# F[size], so every per-seed ratio is exactly F[size] and every interval a point.
+F = {50: 1.5, 100: 2.0, 200: 3.0}
+DEFAULTS = {"problem": "probe", "params": '{"problem":{"size":1},"strategy":{}}',
+            "s_fail": "none", "s_sleep_s": 0.0, "s_spin_s": 0.0, "s_scale": 0.5}
 ROWS = pd.DataFrame([
     {"strategy": "probe", "status": "ok", "seed": seed, "p_size": size, "s_steps": steps,
-     "probe_value": size / 100 * (1 if steps == 3 else 2) + seed / 1000, **DEFAULTS}
+     "probe_value": size / 100 * (1 if steps == 3 else F[size]) * (1 + seed / 1000),
+     **DEFAULTS}
     for steps in (3, 5) for size in (50, 100, 200) for seed in (0, 1)])
 
 
-def test_metric_statistic_of_one_variant():
+def test_metric_mean_with_its_t_interval():
     m = metric_check({"metric": "probe_value", "strategy": "probe[steps=5]", "op": "<=",
                       "threshold": 2.0}, ROWS, None)
-    # median over the six cells of steps 5: sizes 50,100,200 → 1.0005, 2.0005, 4.0005 …
-    expected = pd.Series([1.0, 1.001, 2.0, 2.001, 4.0, 4.001]).median()
-    assert m.measured.startswith(f"{expected:.4g}") and m.passed == [False]
-    m = metric_check({"metric": "probe_value", "strategy": "probe", "stat": "max", "op": "<",
-                      "threshold": 2.01, "where": {"size": 200}}, ROWS, None)
-    assert m.passed == [True] and m.outcome == "reproduced"
+    values = ROWS[ROWS["s_steps"] == 5]["probe_value"].to_numpy()
+    half = scipy.stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / len(values) ** 0.5
+    assert m.estimate.value == pytest.approx(values.mean())
+    assert (m.estimate.low, m.estimate.high) == pytest.approx(
+        (values.mean() - half, values.mean() + half))
+    assert m.passed == [None] and m.outcome == "inconclusive"  # the interval straddles 2
+    m = metric_check({"metric": "probe_value", "strategy": "probe", "op": "<",
+                      "threshold": 2.05, "where": {"size": 200}}, ROWS, None)
+    assert m.passed == [True] and m.outcome == "reproduced" and m.estimate.n == 2
 
 
-def test_ratio_and_difference_per_point_give_partly_reproduced():
+def test_ratio_and_difference_are_paired_by_seed():
     check = {"metric": "probe_value", "strategy": "probe[steps=5]", "baseline": "probe",
-             "op": "<", "threshold": 1.9995, "over": "size"}
+             "op": "<", "threshold": 2.5, "over": "size"}
     m = ratio_check(check, ROWS, None)
-    # per size: (2s/100 + 0.0005) / (s/100 + 0.0005), below 1.9995 only for size 50
-    ratios = [(2 * s / 100 + 0.0005) / (s / 100 + 0.0005) for s in (50, 100, 200)]
-    assert m.passed == [r < 1.9995 for r in ratios] == [True, False, False]
-    assert m.outcome == "partly reproduced"
-    m = ratio_check({**check, "reduce": "max"}, ROWS, None)
-    assert m.passed == [False] and m.outcome == "not reproduced"
-    d = difference_check({**check, "threshold": 1.0, "op": "<=", "reduce": "min"}, ROWS, None)
-    assert d.passed == [True]  # differences s/100: the smallest, at size 50, is 0.5
+    assert m.passed == [True, True, False]  # ratios 1.5, 2, 3 at sizes 50, 100, 200
+    assert m.outcome == "not reproduced"  # the claim must hold at every size
+    assert m.estimate.value == pytest.approx(3.0) and m.estimate.low == pytest.approx(3.0)
+    assert ratio_check({**check, "reduce": "min"}, ROWS, None).outcome == "reproduced"
+    assert ratio_check({**check, "reduce": "max"}, ROWS, None).outcome == "not reproduced"
+    d = difference_check({**check, "threshold": 0.3, "op": "<=", "reduce": "min"}, ROWS, None)
+    # smallest difference: size 50, 0.25 · (1 + seed/1000) → mean 0.250125
+    assert d.estimate.value == pytest.approx(0.250125) and d.passed == [True]
 
 
 def test_curve_ratio_at_a_named_point_and_against_a_baseline():
@@ -54,22 +62,24 @@ def test_curve_ratio_at_a_named_point_and_against_a_baseline():
     check = {"metric": "probe_value", "strategy": "probe", "over": "size", "at": "center",
              "op": ">=", "threshold": 1.9}
     m = curve_ratio_check(check, rows, None)
-    own = (1.0 + 0.0005) / (0.5 + 0.0005)  # at 100 over the smaller of 50 and 200
-    assert m.passed == [own >= 1.9] == [True] and f"{own:.3f}" in m.measured
-    base = (2.0 + 0.0005) / (1.0 + 0.0005)
+    assert m.estimate.value == pytest.approx(2.0) and m.passed == [True]  # 1 / min(0.5, 2)
     m = curve_ratio_check({**check, "baseline": "probe[steps=5]", "threshold": 1.0,
                            "op": "<="}, rows, None)
-    assert m.measured.startswith(f"{own / base:.3f}") and m.passed == [own / base <= 1.0]
+    own, base = 1.0 / 0.5, 2.0 / 0.75  # steps 5: 2 at 100, 0.75 at 50, 6 at 200
+    assert m.estimate.value == pytest.approx(own / base) and m.passed == [True]
     missing = curve_ratio_check({**check, "at": 400}, rows, None)
     assert missing.passed is None and missing.outcome == "no data"
 
 
 def test_outcome_vocabulary():
-    assert Measurement("c", "m", None).outcome == "no data"
-    assert Measurement("c", "m", []).outcome == "no data"
-    assert Measurement("c", "m", [True, True]).outcome == "reproduced"
-    assert Measurement("c", "m", [True, False]).outcome == "partly reproduced"
-    assert Measurement("c", "m", [False]).outcome == "not reproduced"
+    def outcome(passed, every=False):
+        return Measurement("c", "m", passed, every=every).outcome
+    assert outcome(None) == outcome([]) == "no data"
+    assert outcome([True, True]) == "reproduced"
+    assert outcome([True, False]) == "partly reproduced"
+    assert outcome([True, False], every=True) == "not reproduced"
+    assert outcome([False, None]) == outcome([False]) == "not reproduced"
+    assert outcome([True, None]) == outcome([None]) == "inconclusive"
 
 
 CLAIMS = """
@@ -80,7 +90,7 @@ claims:
     claim: "Values stay small."
     source: s
     check: {kind: metric, metric: probe_value, strategies: [probe, "probe[steps=5]",
-            "probe[steps=9]"], op: "<", threshold: 1.5}
+            "probe[steps=9]"], op: "<", threshold: 0.6, where: {size: 50}}
 """
 
 

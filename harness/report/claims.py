@@ -42,13 +42,14 @@ import yaml
 from .. import registry
 from ..errors import InputError, RegistrationError
 from ..family import Family
+from ..stats import Estimate
 from .document import Paragraph, Verdict
 
 if TYPE_CHECKING:
     from . import ReportContext
 
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
-OUTCOMES = ("reproduced", "partly reproduced", "not reproduced", "no data")
+OUTCOMES = ("reproduced", "partly reproduced", "not reproduced", "inconclusive", "no data")
 _SELECTOR = re.compile(r"^(?P<name>[A-Za-z0-9_]+)(\[(?P<params>[^\]]*)\])?$")
 
 
@@ -71,21 +72,36 @@ class Reference:
 
 @dataclass
 class Measurement:
-    """What a check measured. ``passed``: one entry per item judged (one value, or one per
-    problem); None or empty when there is nothing to judge (``no data``)."""
+    """What a check measured. ``passed``: one entry per item judged (one value, one per
+    problem, one per point of a curve): True when the item's interval is wholly on the
+    claim's side, False when wholly on the other, None when it straddles (or there is no
+    interval); None or empty when there is nothing to judge (``no data``). ``estimate``:
+    the figure the verdict prints (its value, 95% interval and seed count). ``every``: the
+    claim must hold for every item, so some passing items do not make it partly
+    reproduced."""
 
     criterion: str
     measured: str
-    passed: list[bool] | None
+    passed: list[bool | None] | None
     detail: str = ""
+    estimate: Estimate | None = None
+    every: bool = False
 
     @property
     def outcome(self) -> str:
         if not self.passed:
             return "no data"
-        if all(self.passed):
+        held = sum(p is True for p in self.passed)
+        failed = sum(p is False for p in self.passed)
+        if held == len(self.passed):
             return "reproduced"
-        return "partly reproduced" if any(self.passed) else "not reproduced"
+        if failed == len(self.passed):
+            return "not reproduced"
+        if failed and (self.every or not held):
+            return "not reproduced"
+        if failed:
+            return "partly reproduced"
+        return "inconclusive"
 
 
 CheckFunction = Callable[[dict[str, Any], pd.DataFrame, "ReportContext"], Measurement]
@@ -195,10 +211,45 @@ def compare(value: float, op: str, threshold: float) -> bool:
 
 
 def judge(value: float | None, check: dict[str, Any]) -> list[bool] | None:
-    """The check's ``op``/``threshold`` applied to ``value`` (None: no data)."""
+    """The check's ``op``/``threshold`` applied to a point value (None: no data)."""
     if value is None or pd.isna(value):
         return None
     return [compare(float(value), check.get("op", "<="), float(check["threshold"]))]
+
+
+SIDES = {"reproduced": True, "not reproduced": False, "inconclusive": None}
+
+
+def judge_estimate(est: Estimate | None, check: dict[str, Any]) -> bool | None:
+    """True / False / None (inconclusive) for an estimate's interval against the check's
+    ``op``/``threshold``."""
+    if est is None:
+        return None
+    return SIDES[est.side(check.get("op", "<="), float(check["threshold"]))]
+
+
+def paired_values(rows: pd.DataFrame, selector: str, baseline: str, metric: str,
+                  keys: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The ok cells of ``selector`` and ``baseline`` paired by problem instance, seed and
+    the columns ``keys``: a frame with ``a`` and ``b`` (the metric of each), ``seed`` and
+    the keys; cells with the same seed share data, split and initial weights."""
+    def side(sel: str) -> pd.DataFrame:
+        r = ok_rows(rows, sel)
+        if r.empty or metric not in r:
+            return pd.DataFrame(columns=["_instance", "seed", *keys, metric])
+        return r.assign(_instance=r["problem"] + "|" + r["params"].map(_problem_json))[
+            ["_instance", "seed", *keys, metric]]
+
+    on = ["_instance", "seed", *keys]
+    both = side(selector).merge(side(baseline), on=on, suffixes=("_a", "_b"))
+    both = both.rename(columns={f"{metric}_a": "a", f"{metric}_b": "b"})
+    return both[[*on[1:], "a", "b"]].astype({"a": float, "b": float})
+
+
+def _problem_json(params: str) -> str:
+    import json
+
+    return json.dumps(json.loads(params)["problem"], sort_keys=True)
 
 
 # -- the one loop -----------------------------------------------------------------------
@@ -238,4 +289,6 @@ def claim_blocks(ctx: ReportContext, family: Family, rows: pd.DataFrame,
 def _verdict(claim: Claim, m: Measurement, text: str | None = None) -> Verdict:
     detail = f"{m.detail} {claim.note}".strip()
     return Verdict(claim=text or claim.claim, source=claim.source, criterion=m.criterion,
-                   measured=m.measured, outcome=m.outcome, detail=detail)
+                   measured=m.measured, outcome=m.outcome, detail=detail,
+                   estimate=m.estimate.text() if m.estimate else "no estimate",
+                   seeds=m.estimate.n if m.estimate else 0, claim_id=claim.id)

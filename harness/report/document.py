@@ -50,8 +50,11 @@ class Verdict:
     source: str
     criterion: str
     measured: str
-    outcome: str  # reproduced | partly reproduced | not reproduced | no data
+    outcome: str  # one of harness.report.claims.OUTCOMES
     detail: str = ""
+    estimate: str = ""  # "value [low, high], n seeds" (see harness.stats.Estimate.text)
+    seeds: int = 0
+    claim_id: str = ""
 
 
 @dataclass
@@ -90,9 +93,9 @@ def to_markdown(doc: Document, root: Path) -> str:
             out += [f"![{b.caption}]({b.path.relative_to(root).as_posix()})", "",
                     f"*{b.caption}*", ""]
         elif isinstance(b, Verdict):
-            out += [f"- **{b.outcome.upper()}** — {b.claim} ({b.source}). Criterion: "
-                    f"{b.criterion}. Measured: {b.measured}." + (f" {b.detail}" if b.detail
-                                                                 else ""), ""]
+            out += [f"- **{b.outcome.upper()}** — {b.claim} ({b.source}). Estimate: "
+                    f"{b.estimate}. Criterion: {b.criterion}. Measured: {b.measured}."
+                    + (f" {b.detail}" if b.detail else ""), ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -118,7 +121,8 @@ figure{margin:1em 0}img{max-width:100%}figcaption,.caption{color:#555;font-size:
 code{background:#f4f4f4;padding:0 .2em}
 .verdict{padding:.5em .8em;margin:.6em 0;border-left:5px solid #999;background:#fafafa}
 .reproduced{border-color:#2e7d32}.not-reproduced{border-color:#c62828}
-.partly-reproduced{border-color:#ef6c00}.no-data{border-color:#9e9e9e}.badge{font-weight:bold}
+.partly-reproduced{border-color:#ef6c00}.inconclusive{border-color:#f9a825}
+.no-data{border-color:#9e9e9e}.badge{font-weight:bold}
 """
 
 
@@ -154,6 +158,7 @@ def to_html(doc: Document) -> str:
             cls = b.outcome.replace(" ", "-")
             out.append(f"<div class='verdict {cls}'><span class='badge'>{b.outcome.upper()}"
                        f"</span> — {_inline(b.claim)} <i>({_inline(b.source)})</i><br>"
+                       f"Estimate: <b>{_inline(b.estimate)}</b>. "
                        f"Criterion: {_inline(b.criterion)}. Measured: {_inline(b.measured)}."
                        + (f"<br>{_inline(b.detail)}" if b.detail else "") + "</div>")
     out.append("</body></html>")
