@@ -18,7 +18,8 @@ import pandas as pd
 from .. import atomic
 from ..family import family_of
 from ..store import Store
-from .document import Document, Figure, Table, to_html, to_latex, to_markdown
+from .claims import scoreboard
+from .document import Document, Figure, Table, Verdict, to_html, to_latex, to_markdown
 
 
 @dataclass
@@ -61,12 +62,13 @@ def write_report(out: str | Path, claim_dirs: tuple[str | Path, ...] = ()) -> li
                         claim_dirs=tuple(Path(d) for d in claim_dirs))
     grids = ", ".join(sorted(ctx.cells["grid"].unique())) or out.name
     doc = Document(title=f"Harness report — {grids}")
-    doc.add(*overview_blocks(ctx))
+    body = [*overview_blocks(ctx)]
     for name in sorted(ctx.cells["family"].dropna().unique()):
         family = family_of(name)
         section = family.section_function() or generic_section
-        doc.add(*section(ctx, family))
-    doc.add(*provenance_blocks(ctx))
+        body += section(ctx, family)
+    body += provenance_blocks(ctx)
+    doc.add(*scoreboard([b for b in body if isinstance(b, Verdict)]), *body)
 
     written = []
     tables_dir = out / "tables"

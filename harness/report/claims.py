@@ -43,7 +43,7 @@ from .. import registry
 from ..errors import InputError, RegistrationError
 from ..family import Family
 from ..stats import Estimate
-from .document import Paragraph, Verdict
+from .document import Heading, Link, Paragraph, Table, Verdict, slug
 
 if TYPE_CHECKING:
     from . import ReportContext
@@ -230,18 +230,24 @@ def judge_estimate(est: Estimate | None, check: dict[str, Any]) -> bool | None:
 
 def paired_values(rows: pd.DataFrame, selector: str, baseline: str, metric: str,
                   keys: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The ok cells of ``selector`` and ``baseline`` paired by problem instance, seed and
-    the columns ``keys``: a frame with ``a`` and ``b`` (the metric of each), ``seed`` and
-    the keys; cells with the same seed share data, split and initial weights."""
-    def side(sel: str) -> pd.DataFrame:
-        r = ok_rows(rows, sel)
+    """The ok cells of ``selector`` and ``baseline`` paired (see :func:`pair_rows`)."""
+    return pair_rows(ok_rows(rows, selector), ok_rows(rows, baseline), metric, keys)
+
+
+def pair_rows(a: pd.DataFrame, b: pd.DataFrame, metric: str,
+              keys: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Cells of ``a`` and ``b`` paired by problem instance (problem and its parameters),
+    seed and the columns ``keys``: a frame with ``seed``, the keys, and ``a`` and ``b``
+    (the metric of each). Cells with the same seed share data, split and initial
+    weights, so a per-pair ratio or difference removes what the seed changes."""
+    def side(r: pd.DataFrame) -> pd.DataFrame:
         if r.empty or metric not in r:
             return pd.DataFrame(columns=["_instance", "seed", *keys, metric])
         return r.assign(_instance=r["problem"] + "|" + r["params"].map(_problem_json))[
             ["_instance", "seed", *keys, metric]]
 
     on = ["_instance", "seed", *keys]
-    both = side(selector).merge(side(baseline), on=on, suffixes=("_a", "_b"))
+    both = side(a).merge(side(b), on=on, suffixes=("_a", "_b"))
     both = both.rename(columns={f"{metric}_a": "a", f"{metric}_b": "b"})
     return both[[*on[1:], "a", "b"]].astype({"a": float, "b": float})
 
@@ -262,8 +268,12 @@ def claim_blocks(ctx: ReportContext, family: Family, rows: pd.DataFrame,
     from . import checks  # noqa: F401  (registers the generic kinds)
 
     blocks: list[Any] = []
+    cost = {"cpu_hours": float(rows["cpu_hours"].sum()) if "cpu_hours" in rows else 0.0,
+            "gpu_hours": float(rows["gpu_hours"].sum()) if "gpu_hours" in rows else 0.0}
     for ref in load_references(family, ctx.claim_dirs):
         scope = f", {where}" if where else ""
+        about = {"paper": ref.paper, "section": family.title, **cost}
+        in_scope = f" ({where})" if where else ""
         blocks.append(Paragraph(f"Claims of {ref.paper} (`{Path(ref.path).name}`){scope}:"))
         for claim in ref.claims:
             fn = CHECK_KINDS.get(str(claim.check.get("kind")))
@@ -273,7 +283,8 @@ def claim_blocks(ctx: ReportContext, family: Family, rows: pd.DataFrame,
                     f"known kinds: {', '.join(sorted(CHECK_KINDS))}", file=ref.path)
             selectors = claim.check.get("strategies")
             if not selectors:
-                blocks.append(_verdict(claim, fn(claim.check, rows, ctx)))
+                blocks.append(_verdict(claim, fn(claim.check, rows, ctx),
+                                       about={**about, "label": claim.claim + in_scope}))
                 continue
             present = [s for s in selectors if not ok_rows(rows, s).empty] or selectors
             for selector in present:
@@ -282,13 +293,37 @@ def claim_blocks(ctx: ReportContext, family: Family, rows: pd.DataFrame,
                 described = describe_selector(selector)
                 text = f"{claim.claim} — configuration `{selector}`" + (
                     f": {described}" if described else "")
-                blocks.append(_verdict(claim, fn(check, rows, ctx), text))
+                label = f"{claim.claim} — `{selector}`{in_scope}"
+                blocks.append(_verdict(claim, fn(check, rows, ctx),
+                                       about={**about, "label": label}, text=text))
     return blocks
 
 
-def _verdict(claim: Claim, m: Measurement, text: str | None = None) -> Verdict:
+def _verdict(claim: Claim, m: Measurement, about: dict[str, Any],
+             text: str | None = None) -> Verdict:
     detail = f"{m.detail} {claim.note}".strip()
     return Verdict(claim=text or claim.claim, source=claim.source, criterion=m.criterion,
                    measured=m.measured, outcome=m.outcome, detail=detail,
                    estimate=m.estimate.text() if m.estimate else "no estimate",
-                   seeds=m.estimate.n if m.estimate else 0, claim_id=claim.id)
+                   seeds=m.estimate.n if m.estimate else 0, claim_id=claim.id, **about)
+
+
+def scoreboard(verdicts: list[Verdict]) -> list[Any]:
+    """The report's opening: one line per verdict — paper, claim, verdict, estimate with
+    its interval and seeds, the CPU- and GPU-hours of the cells it was judged on, and a
+    link to its section."""
+    if not verdicts:
+        return [Paragraph("No published claim concerns the families in this folder.")]
+    counts = ", ".join(f"{sum(v.outcome == o for v in verdicts)} {o}" for o in OUTCOMES
+                       if any(v.outcome == o for v in verdicts))
+    rows = [[v.paper.split(",")[0], v.label or v.claim, v.outcome.upper(), v.estimate,
+             f"{v.cpu_hours:.3f}", f"{v.gpu_hours:.3f}", Link(v.section, f"#{slug(v.section)}")]
+            for v in verdicts]
+    return [Heading("Scoreboard"),
+            Paragraph(f"{len(verdicts)} verdicts: {counts}. A claim is reproduced when the "
+                      f"whole 95% interval of its estimate (paired over seeds) is on its "
+                      f"side of the criterion, not reproduced when the whole interval is on "
+                      f"the other side, inconclusive when it straddles."),
+            Table(["paper", "claim", "verdict", "estimate [95% interval], seeds", "CPU-h",
+                   "GPU-h", "section"], rows, caption="Every verdict of this report; cost: "
+                   "the cells of the scope each claim is judged on.")]

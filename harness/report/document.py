@@ -37,6 +37,21 @@ class Table:
 
 
 @dataclass
+class Link:
+    """A table cell that links to ``href`` (an anchor such as ``#slug`` or a file)."""
+
+    text: str
+    href: str
+
+
+def slug(text: str) -> str:
+    """The anchor of a heading, as GitHub and this HTML renderer make it: lower case,
+    punctuation dropped, spaces to hyphens."""
+    kept = re.sub(r"[^\w\- ]", "", text.strip().lower())
+    return kept.replace(" ", "-")
+
+
+@dataclass
 class Figure:
     path: Path  # a PNG inside the report folder
     caption: str = ""
@@ -55,6 +70,11 @@ class Verdict:
     estimate: str = ""  # "value [low, high], n seeds" (see harness.stats.Estimate.text)
     seeds: int = 0
     claim_id: str = ""
+    paper: str = ""
+    label: str = ""  # the claim in a few words, with its configuration and scope
+    section: str = ""  # heading of the section the verdict is in (the scoreboard links it)
+    cpu_hours: float = 0.0  # cost of the cells of the scope the claim was judged on
+    gpu_hours: float = 0.0
 
 
 @dataclass
@@ -68,6 +88,8 @@ class Document:
 
 def fmt(value: Any, digits: int = 4) -> str:
     """Numbers with ``digits`` significant digits; None/NaN as an en dash."""
+    if isinstance(value, Link):
+        return value.text
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -86,7 +108,7 @@ def to_markdown(doc: Document, root: Path) -> str:
         elif isinstance(b, Paragraph):
             out += [b.text, ""]
         elif isinstance(b, Table):
-            out += _md_table(b.columns, [[fmt(c) for c in r] for r in b.rows])
+            out += _md_table(b.columns, [[_md_cell(c) for c in r] for r in b.rows])
             if b.caption:
                 out += [f"*{b.caption}*", ""]
         elif isinstance(b, Figure):
@@ -97,6 +119,16 @@ def to_markdown(doc: Document, root: Path) -> str:
                     f"{b.estimate}. Criterion: {b.criterion}. Measured: {b.measured}."
                     + (f" {b.detail}" if b.detail else ""), ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _md_cell(value: Any) -> str:
+    return f"[{value.text}]({value.href})" if isinstance(value, Link) else fmt(value)
+
+
+def _html_cell(value: Any) -> str:
+    if isinstance(value, Link):
+        return f"<a href='{html.escape(value.href)}'>{html.escape(value.text)}</a>"
+    return html.escape(fmt(value))
 
 
 def _md_table(columns: list[str], rows: list[list[str]]) -> list[str]:
@@ -139,12 +171,12 @@ def to_html(doc: Document) -> str:
            f"<h1>{html.escape(doc.title)}</h1>"]
     for b in doc.blocks:
         if isinstance(b, Heading):
-            out.append(f"<h{b.level}>{html.escape(b.text)}</h{b.level}>")
+            out.append(f"<h{b.level} id='{slug(b.text)}'>{html.escape(b.text)}</h{b.level}>")
         elif isinstance(b, Paragraph):
             out.append(f"<p>{_inline(b.text)}</p>")
         elif isinstance(b, Table):
             head = "".join(f"<th>{html.escape(c)}</th>" for c in b.columns)
-            body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(c))}</td>" for c in r)
+            body = "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in r)
                            + "</tr>" for r in b.rows)
             cap = f"<div class='caption'>{_inline(b.caption)}</div>" if b.caption else ""
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -14,9 +14,16 @@ import numpy as np
 import pandas as pd
 
 from harness.family import Family
-from harness.report.claims import Measurement, check_kind, claim_blocks, compare
+from harness.report.claims import (
+    Measurement,
+    check_kind,
+    claim_blocks,
+    judge_estimate,
+    pair_rows,
+)
 from harness.report.document import Heading, Paragraph, Table, fmt
 from harness.report.labels import by_problem, sort_labels, with_labels
+from harness.stats import Estimate, paired_difference, paired_ratio
 
 from .strategies import DiscOpt, OptDisc
 
@@ -29,7 +36,9 @@ SMOOTH = 20  # iterations in the running mean of the loss curves
 
 @dataclass
 class Comparison:
-    """Disc-Opt vs Opt-Disc on one problem: the chosen variants and their medians."""
+    """Disc-Opt vs Opt-Disc on one problem: the chosen variants, their medians, and the
+    per-seed paired estimates (time ratio Disc-Opt ÷ Opt-Disc; quality difference in nats
+    for an NLL, ratio for a loss)."""
 
     title: str
     do_label: str
@@ -39,11 +48,25 @@ class Comparison:
     do_quality: float
     od_quality: float
     nll: bool  # quality is a test NLL (nats), else a test loss
+    time_ratio: Estimate | None = None
+    quality_gap: Estimate | None = None
 
     @property
     def reduction(self) -> float:
-        """Disc-Opt's training-time reduction in % of Opt-Disc's."""
+        """Disc-Opt's training-time reduction in % of Opt-Disc's (medians)."""
         return 100.0 * (1.0 - self.do_time / self.od_time)
+
+    @property
+    def reduction_estimate(self) -> Estimate | None:
+        """The reduction in %, 100 · (1 − ratio), with its interval, from the paired
+        per-seed time ratios."""
+        r = self.time_ratio
+        if r is None:
+            return None
+        def percent(x: float | None) -> float | None:
+            return None if x is None else 100.0 * (1.0 - x)
+        return Estimate(percent(r.value), percent(r.high), percent(r.low), r.n, "difference",
+                        r.unit)
 
 
 def section(ctx: ReportContext, family: Family) -> list[Any]:
@@ -96,8 +119,13 @@ def _compare(ok: pd.DataFrame, title: str, quality: str) -> Comparison | None:
             return None
         best[name] = labels.idxmin()
     d, o = best[DO], best[OD]
-    return Comparison(title, d, o, float(t[d]), float(t[o]), float(q[d]), float(q[o]),
-                      quality == "test_nll")
+    do_rows, od_rows = ok[ok["label"] == d], ok[ok["label"] == o]
+    times = pair_rows(do_rows, od_rows, "train_s")
+    qual = pair_rows(do_rows, od_rows, quality)
+    nll = quality == "test_nll"
+    gap = (paired_difference if nll else paired_ratio)(qual["a"], qual["b"])
+    return Comparison(title, d, o, float(t[d]), float(t[o]), float(q[d]), float(q[o]), nll,
+                      paired_ratio(times["a"], times["b"]), gap)
 
 
 def _table(ok: pd.DataFrame, quality: str, comp: Comparison | None, name: str) -> Table:
@@ -227,47 +255,74 @@ def _samples(ctx: ReportContext, ok: pd.DataFrame, tag: str):
 
 
 def _per_problem(comps: list[Comparison]) -> str:
-    return "; ".join(f"{c.title}: {c.reduction:.0f}% (`{c.do_label}` {fmt(c.do_time, 3)} s vs "
-                     f"`{c.od_label}` {fmt(c.od_time, 3)} s)" for c in comps) or "no pairs"
+    return "; ".join(
+        f"{c.title}: reduction (%) {c.reduction_estimate.text() if c.reduction_estimate else '–'}"
+        f" (`{c.do_label}` {fmt(c.do_time, 3)} s vs `{c.od_label}` {fmt(c.od_time, 3)} s, "
+        f"medians)" for c in comps) or "no pairs"
+
+
+def _fraction(comps: list[Comparison]) -> Estimate:
+    """The fraction of problems where Disc-Opt trains faster: the point value from the
+    estimates, the interval from the problems where it is surely faster (interval below
+    1) and where it may be (interval reaching below 1)."""
+    n = len(comps)
+    faster = sum(c.time_ratio.value < 1 for c in comps)
+    surely = sum(c.time_ratio.has_interval and c.time_ratio.high < 1 for c in comps)
+    maybe = sum(not c.time_ratio.has_interval or c.time_ratio.low < 1 for c in comps)
+    seeds = min(c.time_ratio.n for c in comps)
+    return Estimate(faster / n, surely / n, maybe / n, seeds, "fraction")
 
 
 @check_kind("cheaper_fraction")
 def cheaper_fraction(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
     """The fraction of problems where Disc-Opt trains faster, against a threshold."""
-    comps = comparisons(rows)
+    comps = [c for c in comparisons(rows) if c.time_ratio is not None]
     op, threshold = check.get("op", ">="), float(check["threshold"])
-    criterion = f"fraction of problems where Disc-Opt trains faster {op} {threshold:g}"
+    criterion = (f"fraction of problems where Disc-Opt trains faster (per-seed time ratio "
+                 f"below 1) {op} {threshold:g}")
     if not comps:
         return Measurement(criterion, _per_problem(comps), None)
-    frac = sum(c.reduction > 0 for c in comps) / len(comps)
-    return Measurement(criterion, f"{frac:.2f} of {len(comps)} problem(s) — "
-                                  f"{_per_problem(comps)}", [compare(frac, op, threshold)])
+    est = _fraction(comps)
+    return Measurement(criterion, f"{est.value:.2f} of {len(comps)} problem(s) — "
+                                  f"{_per_problem(comps)}", [judge_estimate(est, check)],
+                       estimate=est)
 
 
 @check_kind("reduction_band")
 def reduction_band(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
     """Disc-Opt's time reduction inside [low, high] % on each problem."""
-    comps = comparisons(rows)
+    comps = [c for c in comparisons(rows) if c.reduction_estimate is not None]
     low, high = float(check["low"]), float(check["high"])
     criterion = f"Disc-Opt time reduction within [{low:g}%, {high:g}%] on every problem"
-    return Measurement(criterion, _per_problem(comps),
-                       [low <= c.reduction <= high for c in comps])
+    items, worst = [], None
+    for c in comps:
+        e = c.reduction_estimate
+        inside = e.has_interval and low <= e.low and e.high <= high
+        outside = e.has_interval and (e.high < low or e.low > high)
+        items.append(True if inside else False if outside else None)
+        distance = max(low - e.value, e.value - high)
+        if worst is None or distance > worst[0]:
+            worst = (distance, e)
+    return Measurement(criterion, _per_problem(comps), items,
+                       estimate=worst[1] if worst else None)
 
 
 @check_kind("quality")
 def quality(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
     """Disc-Opt's test NLL within ``nll_tol`` nats of Opt-Disc's, or its test loss within
-    ``loss_rel_tol`` of it, on each problem."""
-    comps = comparisons(rows)
+    ``loss_rel_tol`` of it, on each problem (per-seed differences or ratios)."""
+    comps = [c for c in comparisons(rows) if c.quality_gap is not None]
     nll_tol, rel = float(check["nll_tol"]), float(check["loss_rel_tol"])
-    criterion = (f"Disc-Opt's median test NLL at most {nll_tol:g} nats above Opt-Disc's, or "
-                 f"its test loss at most {100 * rel:g}% above")
-    good, parts = [], []
+    criterion = (f"per seed, Disc-Opt's test NLL minus Opt-Disc's ≤ {nll_tol:g} nats, or its "
+                 f"test loss ÷ Opt-Disc's ≤ {1 + rel:g}, on every problem")
+    items, parts, worst = [], [], None
     for c in comps:
-        if c.nll:
-            good.append(c.do_quality - c.od_quality <= nll_tol)
-            parts.append(f"{c.title}: ΔNLL {c.do_quality - c.od_quality:+.3f} nats")
-        else:
-            good.append(c.do_quality <= (1 + rel) * c.od_quality)
-            parts.append(f"{c.title}: loss {fmt(c.do_quality, 3)} vs {fmt(c.od_quality, 3)}")
-    return Measurement(criterion, "; ".join(parts) or "no pairs", good)
+        limit = nll_tol if c.nll else 1 + rel
+        items.append(judge_estimate(c.quality_gap, {"op": "<=", "threshold": limit}))
+        what = "ΔNLL (nats)" if c.nll else "test-loss ratio"
+        parts.append(f"{c.title}: {what} {c.quality_gap.text()}")
+        distance = c.quality_gap.value - limit
+        if worst is None or distance > worst[0]:
+            worst = (distance, c.quality_gap)
+    return Measurement(criterion, "; ".join(parts) or "no pairs", items,
+                       estimate=worst[1] if worst else None)

@@ -14,16 +14,19 @@ import pandas as pd
 from harness import registry
 from harness.family import Family
 from harness.report.axes import style_axes
+from harness.report.checks import curve_ratios
 from harness.report.claims import (
     Measurement,
     check_kind,
     claim_blocks,
-    judge,
+    judge_estimate,
     ok_rows,
+    paired_values,
     select_strategy,
 )
 from harness.report.document import Heading, Paragraph, Table, fmt
 from harness.report.labels import data_sources, sort_labels, with_labels
+from harness.stats import paired_ratio
 
 from .strategies import Hybrid, MinNorm, Tikhonov
 
@@ -177,45 +180,68 @@ def _spike(df: pd.DataFrame, selector: str, n: int) -> tuple[float | None, str]:
                    f"at m = {n // 2}; {fmt(at[2 * n])} at m = {2 * n})")
 
 
+def _spike_per_seed(rows: pd.DataFrame, selector: str, n: int) -> pd.Series | None:
+    """Per seed, the test error at m = n over the smaller of those at m = n/2 and 2n."""
+    check = {"metric": "test_mse", "over": "n_features", "at": n, "around": [0.5, 2]}
+    return curve_ratios(rows, check, selector)[0]
+
+
 @check_kind("spike_ratio")
 def spike_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
-    """Median test error at m = n over the smaller of the medians at m = n/2 and 2n."""
+    """The test error at m = n over the smaller of those at m = n/2 and 2n, per seed."""
     selector, n = check["strategy"], int(rows[N].iloc[0])
     op, threshold = check.get("op", "<="), float(check["threshold"])
-    value, measured = _spike(rows, selector, n)
-    criterion = (f"median test error of `{selector}` at m = n divided by the smaller of "
-                 f"its medians at m = n/2 and m = 2n {op} {threshold:g}")
-    return Measurement(criterion, measured, judge(value, check),
-                       _spike_context(rows, n, selector))
+    criterion = (f"test error of `{selector}` at m = n divided by the smaller of its test "
+                 f"errors at m = n/2 and m = 2n, per seed, {op} {threshold:g}")
+    per_seed = _spike_per_seed(rows, selector, n)
+    _, medians = _spike(rows, selector, n)
+    if per_seed is None or per_seed.empty:
+        return Measurement(criterion, medians, None)
+    est = paired_ratio(per_seed.to_numpy(), np.ones(len(per_seed)))
+    return Measurement(criterion, f"{est.text()}; from the medians {medians}",
+                       [judge_estimate(est, check)], _spike_context(rows, n, selector),
+                       estimate=est)
 
 
 @check_kind("spike_ratio_vs")
 def spike_ratio_vs(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
-    """A variant's spike ratio divided by a baseline's."""
+    """A variant's spike ratio divided by a baseline's, per seed."""
     selector, baseline, n = check["strategy"], check["baseline"], int(rows[N].iloc[0])
     op, threshold = check.get("op", "<="), float(check["threshold"])
-    own, measured = _spike(rows, selector, n)
-    base, base_text = _spike(rows, baseline, n)
-    value = None if own is None or base is None else own / base
-    criterion = (f"spike ratio of `{selector}` (median test error at m = n over the "
-                 f"smaller of the medians at m = n/2 and 2n) {op} {threshold:g} × that "
-                 f"of `{baseline}`")
-    if value is not None:
-        measured = f"{value:.3f}× the baseline's: `{selector}` {measured}; " \
-                   f"`{baseline}` {base_text}"
-    return Measurement(criterion, measured, judge(value, check),
-                       _spike_context(rows, n, selector, baseline))
+    criterion = (f"spike ratio of `{selector}` (test error at m = n over the smaller of "
+                 f"those at m = n/2 and 2n) ÷ that of `{baseline}`, per seed, "
+                 f"{op} {threshold:g}")
+    own, base = _spike_per_seed(rows, selector, n), _spike_per_seed(rows, baseline, n)
+    _, own_text = _spike(rows, selector, n)
+    _, base_text = _spike(rows, baseline, n)
+    measured = f"medians: `{selector}` {own_text}; `{baseline}` {base_text}"
+    if own is None or base is None:
+        return Measurement(criterion, measured, None)
+    both = pd.concat([own.rename("a"), base.rename("b")], axis=1).dropna()
+    est = paired_ratio(both["a"], both["b"])
+    if est is None:
+        return Measurement(criterion, measured, None)
+    return Measurement(criterion, f"{est.text()}; {measured}", [judge_estimate(est, check)],
+                       _spike_context(rows, n, selector, baseline), estimate=est)
 
 
 @check_kind("max_ratio_to")
 def max_ratio_to(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
-    """The largest, over m, of a variant's median test error over a baseline's."""
+    """At every m, a variant's test error over a baseline's, per seed."""
     selector, baseline = check["strategy"], check["baseline"]
     op, threshold = check.get("op", "<="), float(check["threshold"])
-    value, measured, detail = _max_ratio(rows, selector, baseline)
-    criterion = (f"at every m, median test error of `{selector}` ÷ that of "
-                 f"`{baseline}` {op} {threshold:g}")
-    return Measurement(criterion, measured, judge(value, check), detail)
+    criterion = (f"at every m, test error of `{selector}` ÷ that of `{baseline}`, per seed, "
+                 f"{op} {threshold:g}")
+    pairs = paired_values(rows, selector, baseline, "test_mse", (M,))
+    per_m = {int(m): e for m, g in pairs.groupby(M, sort=True)
+             if (e := paired_ratio(g["a"], g["b"])) is not None}
+    if not per_m:
+        return Measurement(criterion, "no ok cells of both strategies at a common m", None)
+    worst = max(per_m, key=lambda m: per_m[m].value)
+    detail = "Per m: " + ", ".join(f"{m}: {e.value:.3f}" for m, e in per_m.items()) + "."
+    return Measurement(criterion, f"max at m = {worst}: {per_m[worst].text()}",
+                       [judge_estimate(e, check) for e in per_m.values()], detail,
+                       estimate=per_m[worst], every=True)
 
 
 def _spike_context(df: pd.DataFrame, n: int, *shown: str) -> str:
@@ -228,15 +254,3 @@ def _spike_context(df: pd.DataFrame, n: int, *shown: str) -> str:
             if r is not None:
                 context.append(f"`{other}` {r:.3f}")
     return ("Same ratio for " + ", ".join(context) + ".") if context else ""
-
-
-def _max_ratio(df: pd.DataFrame, selector: str, baseline: str) -> tuple[float | None, str, str]:
-    a, b = ok_rows(df, selector), ok_rows(df, baseline)
-    if a.empty or b.empty:
-        return None, "no ok cells for one of the two strategies", ""
-    ratio = (a.groupby(M)["test_mse"].median() / b.groupby(M)["test_mse"].median()).dropna()
-    if ratio.empty:
-        return None, "no common m", ""
-    worst = ratio.idxmax()
-    detail = "Per m: " + ", ".join(f"{int(m)}: {r:.3f}" for m, r in ratio.items()) + "."
-    return float(ratio.max()), f"max {ratio.max():.3f} at m = {int(worst)}", detail

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from harness.family import Family
 from harness.report.axes import style_axes
-from harness.report.claims import Measurement, check_kind, claim_blocks, judge
+from harness.report.claims import (
+    Measurement,
+    check_kind,
+    claim_blocks,
+    judge_estimate,
+    pair_rows,
+)
 from harness.report.document import Heading, Paragraph, Table, fmt
 from harness.report.labels import by_problem, data_sources, sort_labels, with_labels
+from harness.stats import Estimate, paired_ratio
 
 from .strategies import AdamSeparable as Adam
 from .strategies import SlimTrain
@@ -179,56 +185,65 @@ def _pair(check: dict, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @check_kind("early_loss_ratio")
 def early_loss_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
-    """The largest, over learning rates, of slimTrain's median validation loss after an
-    early epoch over Adam's."""
+    """At every learning rate, slimTrain's validation loss after an early epoch over Adam's,
+    per seed."""
     slim, adam = _pair(check, rows)
     epoch, op, threshold = int(check["epoch"]), check["op"], check["threshold"]
-    criterion = (f"at every learning rate, median validation loss of slimTrain ÷ Adam's "
-                 f"after epoch {epoch} {op} {threshold:g}; the value is the largest ratio")
+    criterion = (f"at every learning rate, validation loss of slimTrain ÷ Adam's after epoch "
+                 f"{epoch}, per seed, {op} {threshold:g}")
     curves = _curves(ctx, _variant_labels(rows[rows["status"] == "ok"]))
     if slim.empty or adam.empty or curves.empty:
         return Measurement(criterion, "no cells of one of the strategies", None)
-    c = curves[(curves["split"] == "val") & (curves["step"] == epoch - 1)]
-    ratios = {}
-    for lr in sorted(set(slim["s_lr"]) & set(adam["s_lr"])):
-        s = c[c["cell_id"].isin(slim[slim["s_lr"] == lr]["cell_id"])]["value"].median()
-        a = c[c["cell_id"].isin(adam[adam["s_lr"] == lr]["cell_id"])]["value"].median()
-        if np.isfinite(s) and np.isfinite(a):
-            ratios[lr] = s / a
-    if not ratios:
+    at = curves[(curves["split"] == "val") & (curves["step"] == epoch - 1)]
+    at = at.groupby("cell_id")["value"].first()
+    pairs = pair_rows(slim.assign(early=slim["cell_id"].map(at)),
+                      adam.assign(early=adam["cell_id"].map(at)), "early", ("s_lr",))
+    per_lr = {lr: e for lr, g in pairs.groupby("s_lr", sort=True)
+              if (e := paired_ratio(g["a"], g["b"])) is not None}
+    if not per_lr:
         return Measurement(criterion, f"no common learning rate with epoch {epoch}", None)
-    text = ", ".join(f"lr {lr:g}: {r:.3f}" for lr, r in ratios.items())
-    return Measurement(criterion, text, judge(max(ratios.values()), check))
+    worst = max(per_lr, key=lambda lr: per_lr[lr].value)
+    text = "; ".join(f"lr {lr:g}: {e.text()}" for lr, e in per_lr.items())
+    return Measurement(criterion, text, [judge_estimate(e, check) for e in per_lr.values()],
+                       estimate=per_lr[worst], every=True)
 
 
 @check_kind("lr_spread_ratio")
 def lr_spread_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
-    """slimTrain's spread of the final validation loss across learning rates over Adam's."""
+    """slimTrain's spread of the final validation loss across learning rates (max ÷ min)
+    over Adam's, per seed."""
     slim, adam = _pair(check, rows)
-    criterion = (f"spread of the final validation loss across learning rates (max ÷ min "
-                 f"of the medians) of slimTrain ÷ that of Adam {check['op']} "
-                 f"{check['threshold']:g}")
-    spreads = {}
-    for name, g in (("slimTrain", slim), ("Adam", adam)):
-        med = g.groupby("s_lr")["val_loss"].median()
-        if len(med) >= 2:
-            spreads[name] = float(med.max() / med.min())
-    if len(spreads) < 2:
+    criterion = (f"spread of the final validation loss across learning rates (max ÷ min, per "
+                 f"seed) of slimTrain ÷ that of Adam {check['op']} {check['threshold']:g}")
+
+    def spread(g: pd.DataFrame) -> pd.Series:
+        per = g.pivot_table(index="seed", columns="s_lr", values="val_loss", aggfunc="mean")
+        per = per.dropna()
+        return per.max(axis=1) / per.min(axis=1) if per.shape[1] >= 2 else pd.Series(
+            dtype=float)
+
+    both = pd.concat([spread(slim).rename("a"), spread(adam).rename("b")], axis=1).dropna()
+    est = paired_ratio(both["a"], both["b"]) if len(both) else None
+    if est is None:
         return Measurement(criterion, "fewer than two learning rates for a strategy", None)
-    ratio = spreads["slimTrain"] / spreads["Adam"]
-    return Measurement(criterion, f"{ratio:.3f} (slimTrain spread "
-                                  f"{fmt(spreads['slimTrain'], 3)}, Adam "
-                                  f"{fmt(spreads['Adam'], 3)})", judge(ratio, check))
+    return Measurement(criterion, f"{est.text()} (median spreads: slimTrain "
+                                  f"{fmt(both['a'].median(), 3)}, Adam "
+                                  f"{fmt(both['b'].median(), 3)})",
+                       [judge_estimate(est, check)], estimate=est)
 
 
 @check_kind("epoch_time_ratio")
 def epoch_time_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
-    """slimTrain's median time per epoch over Adam's."""
+    """slimTrain's time per epoch over Adam's, paired by seed and learning rate."""
     slim, adam = _pair(check, rows)
-    criterion = f"median time per epoch of slimTrain ÷ Adam's {check['op']} " \
-                f"{check['threshold']:g}"
-    if slim.empty or adam.empty:
+    criterion = (f"time per epoch of slimTrain ÷ Adam's, per seed and learning rate, "
+                 f"{check['op']} {check['threshold']:g}")
+    pairs = pair_rows(slim, adam, "epoch_s", ("s_lr",))
+    est = paired_ratio(pairs["a"], pairs["b"]) if len(pairs) else None
+    if est is None:
         return Measurement(criterion, "no cells of one of the strategies", None)
-    ratio = float(slim["epoch_s"].median() / adam["epoch_s"].median())
-    return Measurement(criterion, f"{ratio:.2f} ({fmt(slim['epoch_s'].median(), 3)} s vs "
-                                  f"{fmt(adam['epoch_s'].median(), 3)} s)", judge(ratio, check))
+    if len(pairs) > pairs["seed"].nunique():
+        est = Estimate(est.value, est.low, est.high, est.n, est.kind, unit="pair")
+    return Measurement(criterion, f"{est.text()} (medians {fmt(slim['epoch_s'].median(), 3)} "
+                                  f"s vs {fmt(adam['epoch_s'].median(), 3)} s)",
+                       [judge_estimate(est, check)], estimate=est)
