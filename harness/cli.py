@@ -44,6 +44,17 @@ def _int_at_least(low: int):
 _positive_int, _count = _int_at_least(1), _int_at_least(0)
 
 
+def _non_negative_float(text: str) -> float:
+    """An argparse type: a number ≥ 0, with a one-line message otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number ≥ 0") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: a number ≥ 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .executors import BACKENDS, DEFAULT_BACKEND
     from .slurm.directives import MODES
@@ -131,6 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a folder of your own claims files (*.yaml), judged beside the "
                              "published ones; may be repeated")
 
+    comp = sub.add_parser("compare", help="compare two runs of one grid, cell by cell",
+                          description="Match the cells of two output folders by identity and "
+                          "write compare.md and compare.html: time ratios NEW/BASE and "
+                          "quality differences per variant with 95% intervals, status "
+                          "changes, unmatched cells.")
+    comp.add_argument("base", metavar="BASE", help="output folder of the reference run")
+    comp.add_argument("new", metavar="NEW", help="output folder of the run to judge")
+    comp.add_argument("--out", metavar="DIR", help="where to write (default: NEW)")
+    comp.add_argument("--fail-on-regression", metavar="PCT", type=_non_negative_float,
+                      help="exit 1 when a variant's training time is slower by more than PCT "
+                           "%% (the whole interval above), or a cell went from ok to failed")
+
     schema = sub.add_parser("schema", help="the results contract (docs/results.md)",
                             description="Print the results contract with every column of "
                             "the registered plug-ins (the text of docs/results.md).")
@@ -155,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_INPUT
         return {"run": cmd_run, "submit": cmd_submit, "status": cmd_status,
                 "cancel": cmd_cancel, "report": cmd_report, "list": cmd_list,
-         "schema": cmd_schema}[args.command](args)
+         "schema": cmd_schema, "compare": cmd_compare}[args.command](args)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INPUT
@@ -337,6 +360,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     for p in paths:
         print(p)
     return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_runs, write_compare
+
+    base = _output_folder(args.base, must_exist=True)
+    new = _output_folder(args.new, must_exist=True)
+    result = compare_runs(base, new)
+    pct = args.fail_on_regression
+    for path in write_compare(result, Path(args.out) if args.out else new, pct):
+        print(path)
+    if pct is None:
+        return EXIT_OK
+    slower, failed = result.regressions(pct), result.newly_failed()
+    for v in slower:
+        print(f"slower: {v.problem} {v.label}: training time ×{v.train.text()}")
+    for row in failed.itertuples():
+        print(f"failed: {row.cell_id} {row.problem} {row.strategy} seed {row.seed}: "
+              f"{row.status_base} → {row.status_new}")
+    return EXIT_FAILED if slower or len(failed) else EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
