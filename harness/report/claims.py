@@ -36,6 +36,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -250,6 +251,26 @@ def pair_rows(a: pd.DataFrame, b: pd.DataFrame, metric: str,
     both = side(a).merge(side(b), on=on, suffixes=("_a", "_b"))
     both = both.rename(columns={f"{metric}_a": "a", f"{metric}_b": "b"})
     return both[[*on[1:], "a", "b"]].astype({"a": float, "b": float})
+
+
+def iteration_spread(history: pd.DataFrame, cell_ids: Any, metric: str | None = None
+                     ) -> float | None:
+    """The within-cell spread of a timing: the median over the cells ``cell_ids`` of the
+    coefficient of variation of their per-iteration times, taken from the history values
+    of ``metric`` (e.g. ``epoch_s`` per epoch) or, without one, from the training-time
+    stamps of consecutive training-loss steps. None when the history has no such rows."""
+    if history.empty:
+        return None
+    h = history[history["cell_id"].isin(list(cell_ids))]
+    wanted = (h["metric"] == metric) if metric else (h["metric"] == "loss") & (
+        h["split"] == "train")
+    h = h[wanted]
+    cvs = []
+    for _, g in h.sort_values("step").groupby("cell_id"):
+        times = g["value"].to_numpy(float) if metric else np.diff(g["wall_s"].to_numpy(float))
+        if len(times) >= 2 and times.mean() > 0:
+            cvs.append(times.std(ddof=1) / times.mean())
+    return float(np.median(cvs)) if cvs else None
 
 
 def _problem_json(params: str) -> str:

@@ -18,6 +18,7 @@ from harness.report.claims import (
     Measurement,
     check_kind,
     claim_blocks,
+    iteration_spread,
     judge_estimate,
     pair_rows,
 )
@@ -50,6 +51,7 @@ class Comparison:
     nll: bool  # quality is a test NLL (nats), else a test loss
     time_ratio: Estimate | None = None
     quality_gap: Estimate | None = None
+    cells: tuple[list[str], list[str]] = ([], [])  # cell ids of the two variants
 
     @property
     def reduction(self) -> float:
@@ -125,7 +127,8 @@ def _compare(ok: pd.DataFrame, title: str, quality: str) -> Comparison | None:
     nll = quality == "test_nll"
     gap = (paired_difference if nll else paired_ratio)(qual["a"], qual["b"])
     return Comparison(title, d, o, float(t[d]), float(t[o]), float(q[d]), float(q[o]), nll,
-                      paired_ratio(times["a"], times["b"]), gap)
+                      paired_ratio(times["a"], times["b"]), gap,
+                      (list(do_rows["cell_id"]), list(od_rows["cell_id"])))
 
 
 def _table(ok: pd.DataFrame, quality: str, comp: Comparison | None, name: str) -> Table:
@@ -294,6 +297,14 @@ def reduction_band(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measu
     comps = [c for c in comparisons(rows) if c.reduction_estimate is not None]
     low, high = float(check["low"]), float(check["high"])
     criterion = f"Disc-Opt time reduction within [{low:g}%, {high:g}%] on every problem"
+    spread = []
+    for c in comps:
+        do_cv, od_cv = (iteration_spread(ctx.history, ids) for ids in c.cells)
+        if do_cv is not None and od_cv is not None:
+            spread.append(f"{c.title}: {100 * do_cv:.0f}% and {100 * od_cv:.0f}%")
+    detail = ("Within-cell spread of the time per iteration (median coefficient of variation "
+              "over the cells, Disc-Opt and Opt-Disc): " + "; ".join(spread) + "."
+              ) if spread else ""
     items, worst = [], None
     for c in comps:
         e = c.reduction_estimate
@@ -303,7 +314,7 @@ def reduction_band(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measu
         distance = max(low - e.value, e.value - high)
         if worst is None or distance > worst[0]:
             worst = (distance, e)
-    return Measurement(criterion, _per_problem(comps), items,
+    return Measurement(criterion, _per_problem(comps), items, detail,
                        estimate=worst[1] if worst else None)
 
 

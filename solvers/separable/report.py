@@ -16,6 +16,7 @@ from harness.report.claims import (
     Measurement,
     check_kind,
     claim_blocks,
+    iteration_spread,
     judge_estimate,
     pair_rows,
 )
@@ -244,6 +245,10 @@ def epoch_time_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Mea
         return Measurement(criterion, "no cells of one of the strategies", None)
     if len(pairs) > pairs["seed"].nunique():
         est = Estimate(est.value, est.low, est.high, est.n, est.kind, unit="pair")
+    cv = [iteration_spread(ctx.history, g["cell_id"], "epoch_s") for g in (slim, adam)]
+    detail = (f"Within-cell spread of the epoch time (median coefficient of variation over "
+              f"the cells): slimTrain {100 * cv[0]:.0f}%, Adam {100 * cv[1]:.0f}%."
+              if None not in cv else "")
     return Measurement(criterion, f"{est.text()} (medians {fmt(slim['epoch_s'].median(), 3)} "
                                   f"s vs {fmt(adam['epoch_s'].median(), 3)} s)",
-                       [judge_estimate(est, check)], estimate=est)
+                       [judge_estimate(est, check)], detail, estimate=est)
