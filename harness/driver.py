@@ -130,7 +130,7 @@ def run_grid(
             "shard": str(shard) if shard else None, **location.job_fields(),
             "started_at": datetime.now(UTC).isoformat(), "cells_in_grid": len(grid.cells),
             "cells_to_run": len(plan.to_run), "already_ok": len(plan.already_ok),
-            "kept_failed": len(plan.kept_failed), **prov,
+            "kept_failed": len(plan.kept_failed), "driver": store.holder_name(), **prov,
         }
         _write_manifest(store, grid, run_id, info)
         swept = grid.swept

@@ -91,6 +91,11 @@ def _section_modules() -> set[str]:
     return {f.section.split(":")[0] for f in _REGISTRY["family"].values() if f.section}
 
 
+def table(kind: str) -> dict[str, Any]:
+    """The plug-ins of ``kind`` registered so far (without loading any)."""
+    return _REGISTRY[kind]
+
+
 def plugin_files() -> list[Path]:
     """The source files of every loaded plug-in module (for provenance)."""
     load_plugins()

@@ -65,7 +65,9 @@ def _grid_cells(out: Path) -> list[Cell] | None:
 
 def _live_runs(out: Path, queue: dict[str, str]) -> dict[str, str | None]:
     """Cells listed as in flight by runs that are still alive (→ their Slurm job, if any):
-    under Slurm, runs whose job is running; otherwise, whose manifest has no end time yet."""
+    under Slurm, runs whose job is running; otherwise, runs with no end time whose driver
+    still holds the folder's (or its shard's) lock — a run killed with ``kill -9`` holds
+    none, so its cells read as not run."""
     cells: dict[str, str | None] = {}
     for track in (out / "runs").glob("*.inflight.json"):
         manifest = track.with_name(track.name.replace(".inflight.json", ".json"))
@@ -76,10 +78,17 @@ def _live_runs(out: Path, queue: dict[str, str]) -> dict[str, str | None]:
             continue  # the run ended while we looked
         job = info.get(JOB_COLUMN)
         alive = (scheduler.ACTIVE.get(queue.get(job, "")) == RUNNING if job
-                 else "finished_at" not in info)
+                 else "finished_at" not in info and _holds_lock(out, info))
         if alive:
             cells.update(dict.fromkeys(listed, job))
     return cells
+
+
+def _holds_lock(out: Path, info: dict) -> bool:
+    """Whether the run of manifest ``info`` still holds its lock (older manifests, which
+    do not name their driver: whether anyone does)."""
+    holder = Store(out).lock_holder(info.get("shard"))
+    return holder is not None and holder == info.get("driver", holder)
 
 
 def _queued_task(position: int, jobs: list[Job], queue: dict[str, str]) -> str | None:

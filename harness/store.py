@@ -80,6 +80,7 @@ def _read(folder: Path, schema: pa.Schema) -> pa.Table:
     files = _parquet_files(folder)
     if not files:
         return schema.empty_table()
+    schema = _with_old_columns(schema, files)
     seen: set[tuple[str, int]] = set()
     owned: list[tuple[Path, set[tuple[str, int]]]] = []
     clash = False
@@ -97,6 +98,19 @@ def _read(folder: Path, schema: pa.Schema) -> pa.Table:
                     strict=True)
         parts.append(part.filter(pa.array([pair in keys for pair in pairs])))
     return pa.concat_tables(parts)
+
+
+def _with_old_columns(schema: pa.Schema, files: list[Path]) -> pa.Schema:
+    """``schema`` plus the columns that files written by another version hold and this
+    version no longer declares (a plug-in's metric since renamed or removed), so reading
+    or compacting an old folder loses none of its data."""
+    known, extra = set(schema.names), []
+    for p in files:
+        for f in pq.read_schema(p):
+            if f.name not in known:
+                known.add(f.name)
+                extra.append(f)
+    return pa.schema([*schema, *extra], metadata=schema.metadata) if extra else schema
 
 
 class Store:
@@ -127,6 +141,31 @@ class Store:
                 stack.enter_context(self._flock(name, fcntl.LOCK_EX))
             yield
 
+    def lock_holder(self, shard: str | None = None) -> str | None:
+        """Who holds the folder's lock (``"pid N on HOST"``, as the driver wrote it), or
+        None when no live driver does: a driver killed with ``kill -9`` releases its lock
+        with its process. ``shard``: the lock of that shard instead."""
+        name = ".lock" if shard is None else ".lock-shard-" + shard.replace("/", "-of-")
+        try:
+            fd = os.open(self.out / name, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            # a shared probe fails only while a driver holds the lock exclusively
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def holder_name() -> str:
+        """How this process names itself in a lock it holds."""
+        return f"pid {os.getpid()} on {os.uname().nodename}"
+
     @contextlib.contextmanager
     def _flock(self, name: str, mode: int) -> Iterator[None]:
         fd = os.open(self.out / name, os.O_RDWR | os.O_CREAT, 0o644)
@@ -139,7 +178,7 @@ class Store:
                                  "another --out", file=str(self.out)) from None
             if mode == fcntl.LOCK_EX:
                 os.ftruncate(fd, 0)
-                os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
+                os.write(fd, self.holder_name().encode())
             yield
         finally:
             os.close(fd)
@@ -170,7 +209,7 @@ class Store:
                 table = _read(folder, schema)
             else:  # one-attempt files: their keys are distinct
                 table = ds.dataset([str(p) for p in files], format="parquet",
-                                   schema=schema).to_table()
+                                   schema=_with_old_columns(schema, files)).to_table()
             table = table.sort_by([("cell_id", "ascending"), ("attempt", "ascending")])
             write_atomic(table, folder / f"part-{uuid.uuid4().hex[:12]}.parquet")
             for p in files:

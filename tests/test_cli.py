@@ -1,5 +1,6 @@
 """The harness command end to end, in subprocesses, as a user runs it."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -121,3 +122,28 @@ def test_kill_9_then_rerun_completes_without_loss_or_duplicates(write_grid, tmp_
     assert len(df) == 8 and df["cell_id"].is_unique and (df["status"] == "ok").all()
     kept = df[df["cell_id"].isin(finished)]
     assert (kept["attempt"] == 1).all()  # finished cells were not run again
+
+
+def test_kill_9_outside_slurm_leaves_no_cell_running(write_grid, tmp_path):
+    grid, out = write_grid(SLEEPY), tmp_path / "out"
+    cmd = [*HARNESS, "run", str(grid), "--out", str(out), "--backend", "local", "--workers",
+           "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        running: list[str] = []
+        while time.time() < deadline and not running:
+            time.sleep(0.3)
+            if (out / "grid.yaml").exists():
+                lines = run_cli("status", str(out), "--cells").stdout.splitlines()
+                running = [line for line in lines if " running " in line]
+        assert running, "the run never showed a running cell"
+        os.kill(proc.pid, signal.SIGKILL)  # the driver only, as an OOM killer would
+        proc.wait()
+        lines = run_cli("status", str(out), "--cells").stdout.splitlines()
+        assert not [line for line in lines if " running " in line], lines
+        assert any(" not run " in line for line in lines), lines
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the orphaned workers

@@ -148,16 +148,6 @@ def test_a_family_outside_the_engine_gets_a_section_a_figure_and_verdicts(tmp_pa
     verdicts = [line for line in section.splitlines() if line.startswith("- **")]
     assert len(verdicts) == 2 and all(v.startswith("- **REPRODUCED**") for v in verdicts)
 
-    # the same cells through Ray: its workers import the plug-in named in the environment
-    ray_out = tmp_path / "ray-out"
-    run = _harness("run", str(grid), "--out", str(ray_out), "--backend", "ray", "--workers",
-                   "2", plugins="toyfam", path=pkgs)
-    assert run.returncode == 0, run.stderr
-    by_ray = pd.read_parquet(ray_out / "cells").set_index("cell_id").sort_index()
-    assert (by_ray["status"] == "ok").all() and (by_ray["backend"] == "ray").all()
-    assert by_ray["test_mse"].tolist() == cells.set_index("cell_id").sort_index()[
-        "test_mse"].tolist()
-
     # a user's own claims folder is judged too
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -315,3 +305,21 @@ def test_the_numerics_import_nothing_of_the_engine():
         engine = {m for m in _imports(path) if m.startswith("harness.")
                   and not m.startswith("harness.solvers")}
         assert not engine, (path, engine)
+
+
+def test_a_column_declared_with_another_type_is_refused_at_registration():
+    from harness.plugin import Metric, Strategy, columns_of
+
+    owner = next(iter(registry.problems().values()))
+    column, kind = next(iter(columns_of(owner).items()))
+    other_kind = str if kind is not str else int
+    with pytest.raises(RegistrationError) as err:
+        class Clash(Strategy):
+            name = "clash_strategy"
+            family = owner.family
+            metrics = {column: Metric(other_kind, "the same column, another type")}  # noqa: RUF012
+
+            def fit(self, task, run): ...
+    message = str(err.value)
+    assert column in message and owner.__module__ in message and __name__ in message
+    assert "clash_strategy" not in registry.strategies()

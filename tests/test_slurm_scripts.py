@@ -119,6 +119,12 @@ def test_submit_dry_run_writes_the_script_and_submits_nothing(write_grid, tmp_pa
     assert "\necho hello\n" in text and f"OUT={shlex.quote(str(out))}" in text
     assert not (out / "slurm" / "jobs.json").exists()
     assert "nothing submitted" in proc.stdout
+    # the job runs a snapshot of the grid: editing the file afterwards changes nothing
+    snapshot = out / "slurm" / "grid-1.yaml"
+    assert f"GRID={shlex.quote(str(snapshot))}" in text
+    original = grid.read_text()
+    grid.write_text(original.replace("[0, 1, 2]", "[0, 1, 2, 3, 4]"))
+    assert snapshot.read_text() == original
 
 
 @pytest.mark.parametrize("args, message", [

@@ -124,3 +124,21 @@ def test_docs_describe_every_column_and_status():
         assert f"`{col.name}`" in text, f"docs/results.md does not document {col.name}"
     for status in STATUSES:
         assert f"| `{status}` |" in text, f"docs/results.md does not explain status {status}"
+
+
+def test_a_column_this_version_no_longer_declares_survives_reading_and_compaction(filled):
+    """A folder written by an older version whose plug-in declared a metric since removed
+    keeps that column when this version reads it and when it compacts it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    store, _ = filled
+    old = next(iter(sorted(store.cells_dir.glob("*.parquet"))))
+    table = pq.read_table(old)
+    table = table.append_column("retired_metric", pa.array([0.25] * len(table)))
+    pq.write_table(table, old)
+    for _ in ("before", "after compaction"):
+        df = load_cells(store.out, all_attempts=True)
+        assert "retired_metric" in df and df["retired_metric"].notna().sum() == len(table)
+        assert (df["retired_metric"].dropna() == 0.25).all() and len(df) == 4
+        store.compact()

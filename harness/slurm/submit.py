@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .. import atomic
 from ..errors import InputError
 from ..grid import load_grid
 from ..store import Store
@@ -60,14 +61,19 @@ def submit_grid(grid_file: str, out: str, req: Request, *, setup: tuple[str, ...
     plan = plan_run(grid.cells, store)
     shards = min(req.shards, len(grid.cells)) if req.mode == "array" else 1
     req = replace(req, shards=shards)
-    inputs = ScriptInputs(grid_name=grid.name, grid_file=Path(grid.path).absolute(),
-                          out=out_dir, cells=len(grid.cells), harness=executable("harness"),
+    number = len(load_jobs(out_dir)) + 1
+    # the job runs a snapshot of the grid, so editing the grid file after submitting
+    # changes neither what a requeued task runs nor which shard owns which cell
+    snapshot = out_dir / "slurm" / f"grid-{number}.yaml"
+    inputs = ScriptInputs(grid_name=grid.name, grid_file=snapshot, out=out_dir,
+                          cells=len(grid.cells), harness=executable("harness"),
                           ray=executable("ray"), setup=setup)
     text = render(req, inputs)
     store.create()
     (out_dir / "slurm" / "logs").mkdir(parents=True, exist_ok=True)
     write_grid_copy(store.out, grid)
-    script = out_dir / "slurm" / f"{req.mode}-{len(load_jobs(out_dir)) + 1}.sbatch"
+    atomic.write_text(snapshot, grid.text)
+    script = out_dir / "slurm" / f"{req.mode}-{number}.sbatch"
     script.write_text(text)
     script.chmod(0o755)
     if dry_run or not plan.to_run:
