@@ -15,7 +15,7 @@ it straddles.
   ``baseline`` in the same problem instance and seed (geometric mean of the per-seed
   ratios, mean of the differences), against a threshold::
 
-      {kind: ratio, metric: train_s, strategy: disc_opt, baseline: opt_disc, op: "<", threshold: 1}
+      {kind: ratio, metric: train_s, strategy: fast, baseline: slow, op: "<", threshold: 1}
 
 - ``curve_ratio``: a curve property — along a swept parameter ``over``, per seed the value
   at the point ``at`` (a number, or the name of a parameter whose value in the rows is the
