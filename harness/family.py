@@ -6,7 +6,7 @@ refines the generic one, and the package whose ``claims/`` folder holds its publ
 claims (package data, found in an installed package as in a checkout)::
 
     from harness.family import declare_family
-    declare_family("node", title="Neural ODEs: Discretize-Optimize vs Optimize-Discretize",
+    declare_family("flows", title="Normalizing flows: two training strategies",
                    section=f"{__name__}.report:section", claims=__name__)
 
 A family that declares nothing still gets the generic section (see

@@ -8,7 +8,7 @@ type every column before anything runs::
     class Ridge(Strategy):
         "Ridge regression with a fixed penalty."
         name = "ridge"
-        family = "rfm"
+        family = "linear"
         parameters = {"lam": Param(float, 1.0, "penalty", low=0)}
         metrics = {"lam": Metric(float, "the penalty used")}
 

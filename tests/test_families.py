@@ -323,3 +323,15 @@ def test_a_column_declared_with_another_type_is_refused_at_registration():
     message = str(err.value)
     assert column in message and owner.__module__ in message and __name__ in message
     assert "clash_strategy" not in registry.strategies()
+
+
+def test_the_engine_names_no_registered_problem_or_strategy():
+    """Adding, renaming or removing a plug-in never needs an engine edit: no problem or
+    strategy name appears as a word in harness/ (``probe`` is also an ordinary word)."""
+    import re
+
+    names = (set(registry.problems()) | set(registry.strategies())) - {"probe"}
+    for path in (ROOT / "harness").rglob("*.py"):
+        text = path.read_text()
+        found = [n for n in names if re.search(rf"\b{re.escape(n)}\b", text)]
+        assert not found, (path, found)

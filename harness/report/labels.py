@@ -62,7 +62,7 @@ def with_labels(df: pd.DataFrame) -> pd.DataFrame:
 
 def by_problem(df: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:
     """(title, file tag, rows) per problem, and per dataset where the problem has one,
-    e.g. ("cnf_toy / 8gaussians", "cnf_toy-8gaussians", rows)."""
+    e.g. ("flows / moons", "flows-moons", rows)."""
     keys = ["problem", "p_dataset"] if "p_dataset" in df else ["problem"]
     for key, rows in df.groupby(keys, sort=True, dropna=False):
         parts = [str(k) for k in (key if isinstance(key, tuple) else (key,))
