@@ -55,9 +55,15 @@ def test_hybrid_has_no_spike_beyond_the_tuned_baselines(demo):
     assert hybrid <= 1.05 * oracle, (hybrid, oracle)
 
 
-def test_report_files_and_content(demo):
+@pytest.fixture(scope="module")
+def report(demo):
+    """The demo's report, written once: the files written."""
+    return write_report(demo[2])
+
+
+def test_report_files_and_content(demo, report):
     _, _, out, _ = demo
-    written = write_report(out)
+    written = report
     md = (out / "report.md").read_text()
     assert "figures/rfm-mnist5k-n512-double-descent.png" in md
     assert (out / "figures" / "rfm-mnist5k-n512-double-descent.png").stat().st_size > 10_000
@@ -111,9 +117,8 @@ def test_report_has_the_do_vs_od_table_and_figures(demo):
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
 
 
-def test_report_has_the_slimtrain_section(demo):
+def test_report_has_the_slimtrain_section(demo, report):
     _, _, out, df = demo
-    write_report(out)
     md = (out / "report.md").read_text()
     assert "Separable networks: slimTrain vs Adam" in md
     assert (out / "figures" / "separable-cdr-lr-sensitivity.png").stat().st_size > 10_000

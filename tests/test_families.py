@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 
 from harness import registry
+from harness.driver import run_grid
 from harness.errors import RegistrationError
+from harness.grid import load_grid
 from harness.plugin import Problem
 from harness.provenance import git_state
 
@@ -273,9 +275,7 @@ def test_an_installed_package_finds_its_published_claims(tmp_path):
 
     grid, out = tmp_path / "g.yaml", tmp_path / "out"
     grid.write_text(RFM)
-    proc = subprocess.run([*HARNESS, "run", str(grid), "--out", str(out), "--backend",
-                           "local"], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
+    assert run_grid(load_grid(grid), out, backend="local", workers=2, progress=False).all_ok
 
     def verdicts(cwd: Path, env: dict[str, str]) -> list[str]:
         proc = subprocess.run([*HARNESS, "report", str(out)], cwd=cwd, env=env,
