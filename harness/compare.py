@@ -13,7 +13,7 @@ self-contained ``compare.html``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,19 +104,19 @@ def _variants(ok: pd.DataFrame) -> list[Variant]:
                     continue
                 if np.array_equal(x, y, equal_nan=True):
                     v.equal.append(metric)
-                elif (d := paired_difference(y, x)) is not None:
-                    v.differences[metric] = _in_cells(d)
+                elif (d := _in_cells(paired_difference(y, x))) is not None:
+                    v.differences[metric] = d
             variants.append(v)
     return variants
 
 
 def _ratio(g: pd.DataFrame, metric: str) -> Estimate | None:
     est = paired_ratio(g[f"{metric}_new"].to_numpy(float), g[metric].to_numpy(float))
-    return _in_cells(est) if est is not None else None
+    return _in_cells(est)
 
 
-def _in_cells(est: Estimate) -> Estimate:
-    return Estimate(est.value, est.low, est.high, est.n, est.kind, unit="cell")
+def _in_cells(est: Estimate | None) -> Estimate | None:
+    return None if est is None else replace(est, unit="cell")
 
 
 def _text(est: Estimate | None) -> str:

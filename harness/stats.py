@@ -105,6 +105,12 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> Estimate | None
     return Estimate(mean, low, high, int(d.size), "difference")
 
 
+def ratio_interval(ratios: Sequence[float]) -> Estimate | None:
+    """Geometric mean of per-seed ratios with the exponentiated t interval of their logs
+    (:func:`paired_ratio` of the ratios over ones)."""
+    return paired_ratio(ratios, np.ones(len(ratios)))
+
+
 def paired_ratio(a: Sequence[float], b: Sequence[float]) -> Estimate | None:
     """Geometric mean of the per-seed ratios a / b with the exponentiated t interval of the
     log-ratios; None without a pair of positive values."""

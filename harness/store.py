@@ -113,6 +113,11 @@ def _with_old_columns(schema: pa.Schema, files: list[Path]) -> pa.Schema:
     return pa.schema([*schema, *extra], metadata=schema.metadata) if extra else schema
 
 
+def _lock_name(shard: str | None) -> str:
+    """The lock file of the folder, or of shard ``"I/N"``."""
+    return ".lock" if shard is None else ".lock-shard-" + shard.replace("/", "-of-")
+
+
 class Store:
     """Reads and writes one output folder."""
 
@@ -137,17 +142,15 @@ class Store:
                 stack.enter_context(self._flock(".lock", fcntl.LOCK_EX))
             else:
                 stack.enter_context(self._flock(".lock", fcntl.LOCK_SH))
-                name = ".lock-shard-" + shard.replace("/", "-of-")
-                stack.enter_context(self._flock(name, fcntl.LOCK_EX))
+                stack.enter_context(self._flock(_lock_name(shard), fcntl.LOCK_EX))
             yield
 
     def lock_holder(self, shard: str | None = None) -> str | None:
         """Who holds the folder's lock (``"pid N on HOST"``, as the driver wrote it), or
         None when no live driver does: a driver killed with ``kill -9`` releases its lock
         with its process. ``shard``: the lock of that shard instead."""
-        name = ".lock" if shard is None else ".lock-shard-" + shard.replace("/", "-of-")
         try:
-            fd = os.open(self.out / name, os.O_RDONLY)
+            fd = os.open(self.out / _lock_name(shard), os.O_RDONLY)
         except FileNotFoundError:
             return None
         try:

@@ -35,8 +35,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..stats import Estimate, mean_interval, paired_difference, paired_ratio
-from .claims import Measurement, check_kind, judge_estimate, ok_rows, paired_values
+from ..stats import Estimate, mean_interval, paired_difference, paired_ratio, ratio_interval
+from .claims import (
+    Measurement,
+    check_kind,
+    judge_estimate,
+    ok_rows,
+    paired_values,
+    summarise_pairs,
+)
 from .document import fmt
 
 if TYPE_CHECKING:
@@ -122,18 +129,10 @@ def _paired(check: dict[str, Any], rows: pd.DataFrame,
     pairs = paired_values(rows, sel, base, metric, (over,) if over else ())
     if over:
         points = {p: e for p, g in pairs.groupby(over, sort=True)
-                  if (e := _estimate(summarise, g)) is not None}
+                  if (e := summarise_pairs(g, summarise)) is not None}
         return _judge_points(check, points, criterion)
-    return _single(check, _estimate(summarise, pairs), criterion,
+    return _single(check, summarise_pairs(pairs, summarise), criterion,
                    "no ok cells of both variants with a common seed")
-
-
-def _estimate(summarise: Callable[[Any, Any], Estimate | None],
-              pairs: pd.DataFrame) -> Estimate | None:
-    est = summarise(pairs["a"], pairs["b"])
-    if est is not None and len(pairs) > pairs["seed"].nunique():
-        est = Estimate(est.value, est.low, est.high, est.n, est.kind, unit="pair")
-    return est
 
 
 @check_kind("ratio")
@@ -181,8 +180,8 @@ def curve_ratio_check(check: dict[str, Any], rows: pd.DataFrame,
     if own is None:
         return Measurement(_criterion(what, check), why, None)
     if "baseline" not in check:
-        return _single(check, paired_ratio(own.to_numpy(), [1.0] * len(own)),
-                       _criterion(what, check), "no seed")
+        return _single(check, ratio_interval(own.to_numpy()), _criterion(what, check),
+                       "no seed")
     base, why = curve_ratios(rows, check, check["baseline"])
     what += f", ÷ the same ratio of `{check['baseline']}`"
     if base is None:

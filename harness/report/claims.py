@@ -28,10 +28,10 @@ is :data:`OUTCOMES`, decided here.
 
 from __future__ import annotations
 
-import operator
+import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,13 +43,12 @@ import yaml
 from .. import registry
 from ..errors import InputError, RegistrationError
 from ..family import Family
-from ..stats import Estimate
+from ..stats import Estimate, paired_ratio
 from .document import Heading, Link, Paragraph, Table, Verdict, slug
 
 if TYPE_CHECKING:
     from . import ReportContext
 
-OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 OUTCOMES = ("reproduced", "partly reproduced", "not reproduced", "inconclusive", "no data")
 _SELECTOR = re.compile(r"^(?P<name>[A-Za-z0-9_]+)(\[(?P<params>[^\]]*)\])?$")
 
@@ -206,18 +205,6 @@ def _selector_params(match: re.Match) -> dict[str, Any]:
     return given
 
 
-def compare(value: float, op: str, threshold: float) -> bool:
-    """``value op threshold`` for one of :data:`OPS`."""
-    return bool(OPS[op](value, threshold))
-
-
-def judge(value: float | None, check: dict[str, Any]) -> list[bool] | None:
-    """The check's ``op``/``threshold`` applied to a point value (None: no data)."""
-    if value is None or pd.isna(value):
-        return None
-    return [compare(float(value), check.get("op", "<="), float(check["threshold"]))]
-
-
 SIDES = {"reproduced": True, "not reproduced": False, "inconclusive": None}
 
 
@@ -273,9 +260,17 @@ def iteration_spread(history: pd.DataFrame, cell_ids: Any, metric: str | None = 
     return float(np.median(cvs)) if cvs else None
 
 
-def _problem_json(params: str) -> str:
-    import json
+def summarise_pairs(pairs: pd.DataFrame, summarise: Callable[[Any, Any], Estimate | None]
+                    = paired_ratio) -> Estimate | None:
+    """``summarise(a, b)`` of the pairs of :func:`pair_rows`, counted in pairs when a seed
+    gives several (e.g. one per learning rate), else in seeds."""
+    est = summarise(pairs["a"], pairs["b"]) if len(pairs) else None
+    if est is not None and len(pairs) > pairs["seed"].nunique():
+        est = replace(est, unit="pair")
+    return est
 
+
+def _problem_json(params: str) -> str:
     return json.dumps(json.loads(params)["problem"], sort_keys=True)
 
 

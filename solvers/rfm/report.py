@@ -26,7 +26,7 @@ from harness.report.claims import (
 )
 from harness.report.document import Heading, Paragraph, Table, fmt
 from harness.report.labels import data_sources, sort_labels, with_labels
-from harness.stats import paired_ratio
+from harness.stats import paired_ratio, ratio_interval
 
 from .strategies import Hybrid, MinNorm, Tikhonov
 
@@ -197,7 +197,7 @@ def spike_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurem
     _, medians = _spike(rows, selector, n)
     if per_seed is None or per_seed.empty:
         return Measurement(criterion, medians, None)
-    est = paired_ratio(per_seed.to_numpy(), np.ones(len(per_seed)))
+    est = ratio_interval(per_seed.to_numpy())
     return Measurement(criterion, f"{est.text()}; from the medians {medians}",
                        [judge_estimate(est, check)], _spike_context(rows, n, selector),
                        estimate=est)

@@ -19,10 +19,11 @@ from harness.report.claims import (
     iteration_spread,
     judge_estimate,
     pair_rows,
+    summarise_pairs,
 )
 from harness.report.document import Heading, Paragraph, Table, fmt
 from harness.report.labels import by_problem, data_sources, sort_labels, with_labels
-from harness.stats import Estimate, paired_ratio
+from harness.stats import paired_ratio
 
 from .strategies import AdamSeparable as Adam
 from .strategies import SlimTrain
@@ -239,12 +240,9 @@ def epoch_time_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Mea
     slim, adam = _pair(check, rows)
     criterion = (f"time per epoch of slimTrain ÷ Adam's, per seed and learning rate, "
                  f"{check['op']} {check['threshold']:g}")
-    pairs = pair_rows(slim, adam, "epoch_s", ("s_lr",))
-    est = paired_ratio(pairs["a"], pairs["b"]) if len(pairs) else None
+    est = summarise_pairs(pair_rows(slim, adam, "epoch_s", ("s_lr",)))
     if est is None:
         return Measurement(criterion, "no cells of one of the strategies", None)
-    if len(pairs) > pairs["seed"].nunique():
-        est = Estimate(est.value, est.low, est.high, est.n, est.kind, unit="pair")
     cv = [iteration_spread(ctx.history, g["cell_id"], "epoch_s") for g in (slim, adam)]
     detail = (f"Within-cell spread of the epoch time (median coefficient of variation over "
               f"the cells): slimTrain {100 * cv[0]:.0f}%, Adam {100 * cv[1]:.0f}%."
