@@ -53,15 +53,30 @@ def local_rank() -> int:
     return 0
 
 
+def gpu_keys(ids: list[str]) -> list[str]:
+    """Node-wide identities of the GPUs this process calls ``ids``: their UUIDs, read from
+    ``nvidia-smi`` (PCI bus order, the order workers use: ``CUDA_DEVICE_ORDER``), when the
+    ids are indices it can resolve; the ids themselves otherwise. Two processes that
+    Slurm bound to different GPUs may both call theirs "0"; their keys differ."""
+    uuids = _nvidia_smi(["--query-gpu=uuid", "--format=csv,noheader"])
+    return [uuids[int(g)] if g.isdigit() and int(g) < len(uuids) else g for g in ids]
+
+
+def _nvidia_smi(args: list[str]) -> list[str]:
+    """The output lines of ``nvidia-smi ARGS``; none when it is absent or fails."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
 def visible_gpus() -> list[str]:
     """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` if set, else ``nvidia-smi``."""
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
-        return [g for g in env.split(",") if g.strip() and g.strip() != "-1"]
-    if shutil.which("nvidia-smi") is None:
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU")]
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    lines = _nvidia_smi(["-L"])
+    return [str(i) for i, line in enumerate(line for line in lines if line.startswith("GPU"))]

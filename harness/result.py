@@ -51,6 +51,8 @@ class CellResult:
     worker: str | None = None
     backend: str | None = None
     rank: int | None = None  # MPI rank that ran the cell
+    cores: str | None = None  # the cores its process could run on, e.g. "0,1"
+    gpu_ids: str | None = None  # the GPUs it could see (CUDA_VISIBLE_DEVICES)
     python: str | None = None
     torch: str | None = None
     cuda: str | None = None

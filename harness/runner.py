@@ -20,7 +20,7 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
-from . import location, registry
+from . import location, placement, registry
 from .cell import Cell
 from .plugin import Diverged, RunContext
 from .result import DIVERGED, ERROR, OK, OOM, SKIPPED, CellResult
@@ -110,6 +110,7 @@ def run_cell(cell: Cell, *, backend: str = "inline", worker: str | None = None) 
     t0 = time.perf_counter()
     res = CellResult(
         cell_id=cell.cell_id, status=ERROR, started_at=started, **location.here(),
+        **placement.observed(),
         worker=worker or f"{socket.gethostname()}:{os.getpid()}", backend=backend,
         python=platform.python_version(), torch=torch.__version__, cuda=torch.version.cuda,
     )

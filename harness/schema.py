@@ -76,6 +76,10 @@ def _core() -> list[Column]:
             ("slurm_job_id", s, "Slurm job that ran the cell: JOBID, or ARRAYJOB_TASK for an "
                                 "array task; null outside Slurm"),
             ("rank", i, "MPI rank when run under MPI"),
+            ("cores", s, "CPU cores the cell's process could run on (its affinity), e.g. "
+                         "0,1; the cores it held under local and mpi"),
+            ("gpu_ids", s, "GPUs the cell could see (CUDA_VISIBLE_DEVICES): its own under "
+                           "local, mpi and ray; empty when none, null when not restricted"),
             ("timeout_s", f, "requested time limit (s)"),
             ("cpus", i, "requested CPU cores (torch threads)"),
             ("gpus", f, "requested GPUs"),

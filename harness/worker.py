@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import location
 from .cell import Cell
+from .placement import Placement
 from .result import ERROR, OOM, PREEMPTED, TIMEOUT, CellResult
 
 STARTUP_TIMEOUT_S = 300.0
@@ -39,19 +40,23 @@ class CellWorker:
         self._send: Connection | None = None
         self._recv: Connection | None = None
         self._ready = False
-        self._pinned: dict[str, str | None] = {}
+        self._child_env: dict[str, str | None] = {}
+        self._where: Placement | None = None  # of the cell being run
         self._stopping = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
-        """Start the child (it imports torch in the background of the caller's work)."""
+        """Start the child (it imports torch in the background of the caller's work); a
+        running child is kept unless the environment it needs changed (its GPUs)."""
         if self._proc is not None and self._proc.poll() is None:
-            if all(os.environ.get(k) == v for k, v in self._pinned.items()):
+            if self._child_env == self._wanted_env():
                 return
             self.stop()
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        env = {**os.environ, **self.extra_env, "HARNESS_WORKER": self.label}
+        # GPU ids in PCI bus order, as nvidia-smi numbers them (location.gpu_keys)
+        env = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", **os.environ, **self.extra_env,
+               "HARNESS_WORKER": self.label}
         out = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
         try:
             self._proc = subprocess.Popen(
@@ -68,7 +73,11 @@ class CellWorker:
         self._send = Connection(to_child_w, readable=False)
         self._recv = Connection(from_child_r, writable=False)
         self._ready = False
-        self._pinned = {k: os.environ.get(k) for k in _ENV_KEYS_PINNED}
+        self._child_env = self._wanted_env()
+
+    def _wanted_env(self) -> dict[str, str | None]:
+        # CUDA cannot change its devices once initialised: a change needs a fresh child
+        return {**{k: os.environ.get(k) for k in _ENV_KEYS_PINNED}, **self.extra_env}
 
     def stop(self) -> None:
         """Kill the child (and anything it started) and release the pipes. Thread-safe:
@@ -113,25 +122,30 @@ class CellWorker:
         return f"the worker process did not start (exit code {self._exit_code()})"
 
     # -- running cells -----------------------------------------------------------------
-    def execute(self, cell: Cell) -> CellResult:
-        """Run ``cell`` in the child under its timeout; never raises for the cell's sake."""
+    def execute(self, cell: Cell, where: Placement | None = None) -> CellResult:
+        """Run ``cell`` in the child under its timeout; never raises for the cell's sake.
+        ``where``: the cores and GPUs it holds (the child is pinned to them); None leaves
+        the child where its parent put it (Ray's own placement)."""
         started = datetime.now(UTC)
         t0 = time.perf_counter()
+        self._where = where
+        if where is not None:
+            self.extra_env["CUDA_VISIBLE_DEVICES"] = where.cuda_visible_devices
         try:
-            return self._execute(cell)
+            return self._execute(cell, where.cores if where else ())
         except Exception as err:  # e.g. the worker was stopped from another thread
             self.stop()
             return self._failed(cell, ERROR, f"WorkerError: {type(err).__name__}: {err}",
                                 started, t0)
 
-    def _execute(self, cell: Cell) -> CellResult:
+    def _execute(self, cell: Cell, cores: tuple[int, ...]) -> CellResult:
         self.start()
         problem = self._wait_ready()
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         if problem is None:
             try:
-                self._send.send((cell, self.backend, self.label))
+                self._send.send((cell, self.backend, self.label, cores))
             except (BrokenPipeError, OSError) as err:
                 problem = f"could not hand the cell to the worker ({err})"
         if problem is not None:
@@ -175,6 +189,7 @@ class CellWorker:
             cell_id=cell.cell_id, status=status, error=error, started_at=started,
             finished_at=datetime.now(UTC), wall_s=time.perf_counter() - t0,
             **location.here(), worker=self.label, backend=self.backend,
+            **(self._where.as_columns() if self._where else {}),
         )
 
 
@@ -198,15 +213,17 @@ def _child_main(in_fd: int, out_fd: int) -> None:
         os._exit(1)
     recv, send = Connection(in_fd, writable=False), Connection(out_fd, readable=False)
     from . import registry
+    from .placement import pin_process
     from .runner import run_cell
 
     registry.load_plugins()  # imports torch and every plug-in once, before the first cell
     send.send("ready")
     while True:
         try:
-            cell, backend, label = recv.recv()
+            cell, backend, label, cores = recv.recv()
         except (EOFError, OSError):
             break
+        pin_process(cores)
         send.send(run_cell(cell, backend=backend, worker=label))
 
 

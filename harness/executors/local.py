@@ -1,75 +1,108 @@
-"""``local``: a pool of supervised worker processes on this machine."""
+"""``local``: a pool of supervised worker processes on this machine, placed by resources.
+
+A cell runs only when the ``cpus`` cores and ``gpus`` GPUs it asks for are free on this
+node (its CPU affinity and visible GPUs, :class:`~harness.placement.Node`); it gets them
+to itself (cores pinned, ``CUDA_VISIBLE_DEVICES``) and its row records them. ``workers``
+caps how many cells run at once; it does not promise that many. A cell larger than the
+node is ``skipped`` with the reason. See docs/executors.md, "Placement".
+"""
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..cell import Cell
-from ..location import visible_gpus
+from ..placement import Allocator, Node, Placement, skipped_too_large, too_large
+from ..result import CellResult
 from ..worker import CellWorker
 from .base import Event, Executor, Finished, Started
 
 
-def pinned_worker(label: str, backend: str, slot: int, gpus: list[str],
-                  log_path: Path | None) -> CellWorker:
-    """A CellWorker that sees only GPU ``slot mod len(gpus)`` (all devices if none)."""
-    env = {"CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]} if gpus else {}
-    return CellWorker(label, backend=backend, log_path=log_path, env=env)
+def first_fitting(todo: list[Cell], alloc: Allocator, prefer: Placement | None,
+                  allowed: Iterable[str] | None = None) -> tuple[Cell, Placement] | None:
+    """Take the first cell of ``todo`` (grid order) whose resources are free now, with its
+    placement; None when none fits until something finishes. ``prefer`` and ``allowed``:
+    as :meth:`Allocator.take`."""
+    for i, cell in enumerate(todo):
+        where = alloc.take(cell.resources, prefer, allowed)
+        if where is not None:
+            del todo[i]
+            return cell, where
+    return None
 
 
 class LocalExecutor(Executor):
-    """``workers`` supervised processes, each taking the next cell when it is free.
-
-    On a machine with GPUs, worker i sees only GPU i mod G (``CUDA_VISIBLE_DEVICES``), so
-    cells on different workers never share a device."""
+    """At most ``workers`` supervised processes (default: one per usable core), each
+    running one placed cell at a time."""
 
     name = "local"
 
-    def __init__(self, workers: int | None = None, log_dir: Path | None = None):
-        self.workers = max(1, workers or os.cpu_count() or 1)
+    def __init__(self, workers: int | None = None, log_dir: Path | None = None,
+                 node: Node | None = None):
+        self.node = node or Node.here()
+        self.workers = max(1, workers or len(self.node.cores))
         self.log_dir = log_dir
         self._pool: list[CellWorker] = []
         self._stop = threading.Event()
 
     def _make_workers(self, n: int) -> None:
-        gpus = visible_gpus()
         for i in range(n):
             log = self.log_dir / f"worker-local-{i}.log" if self.log_dir else None
-            worker = pinned_worker(f"local-{i}", self.name, i, gpus, log)
+            worker = CellWorker(f"local-{i}", backend=self.name, log_path=log,
+                                env={"CUDA_VISIBLE_DEVICES": ""})
             worker.start()  # import torch now, in parallel with the other workers
             self._pool.append(worker)
 
     def run(self, cells: Sequence[Cell]) -> Iterator[Event]:
-        todo: queue.Queue[Cell] = queue.Queue()
-        for c in cells:
-            todo.put(c)
-        events: queue.Queue[Event] = queue.Queue()
-        self._make_workers(min(self.workers, len(cells)))
+        todo: list[Cell] = []
+        for cell in cells:
+            reason = too_large(cell.resources, len(self.node.cores), len(self.node.gpus))
+            if reason:
+                yield Started(cell)
+                yield Finished(cell, skipped_too_large(cell, reason, self.name))
+            else:
+                todo.append(cell)
+        if not todo:
+            return
+        self._make_workers(min(self.workers, len(todo)))
+        alloc = Allocator(self.node)
+        done: queue.Queue[tuple[int, Cell, Placement, CellResult]] = queue.Queue()
+        idle = list(range(len(self._pool)))
+        last: dict[int, Placement] = {}  # each worker's previous placement, to reuse
+        inbox: list[queue.Queue] = [queue.Queue() for _ in self._pool]
 
-        def serve(worker: CellWorker) -> None:
-            while not self._stop.is_set():
-                try:
-                    cell = todo.get_nowait()
-                except queue.Empty:
-                    return
-                events.put(Started(cell))
-                result = worker.execute(cell)
-                if not self._stop.is_set():
-                    events.put(Finished(cell, result))
+        def serve(i: int) -> None:
+            # One long-lived thread per worker: a child process is killed when the thread
+            # that started it ends (PR_SET_PDEATHSIG), and a crashed cell's worker restarts
+            # its child from this thread.
+            while (job := inbox[i].get()) is not None:
+                done.put((i, *job, self._pool[i].execute(*job)))
 
-        threads = [threading.Thread(target=serve, args=(w,), daemon=True) for w in self._pool]
-        for t in threads:
-            t.start()
-        remaining = len(cells)
-        while remaining:
-            event = events.get()
-            if isinstance(event, Finished):
-                remaining -= 1
-            yield event
+        for i in range(len(self._pool)):
+            threading.Thread(target=serve, args=(i,), daemon=True).start()
+        running = 0
+        while todo or running:
+            while idle and todo:
+                picked = first_fitting(todo, alloc, last.get(idle[-1]))
+                if picked is None:
+                    break
+                i = idle.pop()
+                cell, last[i] = picked
+                inbox[i].put(picked)
+                running += 1
+                yield Started(cell)
+            i, cell, where, result = done.get()
+            running -= 1
+            alloc.give(where)
+            idle.append(i)
+            if self._stop.is_set():
+                return
+            yield Finished(cell, result)
+        for box in inbox:
+            box.put(None)
 
     def close(self) -> None:
         self._stop.set()

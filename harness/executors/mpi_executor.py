@@ -13,9 +13,13 @@ If a whole rank dies under a runtime that lets the job go on (``srun
 as failed and carries on with the other ranks (see :class:`MPIExecutor`); MPICH's
 ``mpiexec`` ends the job instead, and the same command resumes with what is left.
 
-GPU placement: a rank sees GPU (local rank mod G) of its node only
-(``CUDA_VISIBLE_DEVICES``), from ``MPI_LOCALRANKID``, ``OMPI_COMM_WORLD_LOCAL_RANK`` or
-``SLURM_LOCALID``.
+Placement (docs/executors.md): each worker rank tells rank 0 its node, its cores (CPU
+affinity) and its GPUs when it starts. Rank 0 keeps one
+:class:`~harness.placement.Allocator` per node and hands a cell to an idle rank only when
+the cell's ``cpus`` and ``gpus`` are free on that rank's node; the rank pins the cell's
+process to the cores it was given and shows it only its GPUs. Ranks that see the same
+GPU list share it (``mpiexec`` on one box); ranks that see different lists (Slurm's
+per-task GPU binding) each use their own.
 """
 
 from __future__ import annotations
@@ -33,14 +37,32 @@ from typing import Any, ClassVar
 
 from ..cell import Cell
 from ..errors import InputError
-from ..location import local_rank, visible_gpus
-from ..result import ERROR, CellResult
+from ..location import gpu_keys, node_name, visible_gpus
+from ..placement import Allocator, Node, Placement, skipped_too_large, too_large, usable_cores
+from ..result import ERROR, SKIPPED, CellResult
 from ..worker import CellWorker
 from .base import Event, Executor, Finished, Started
-from .local import pinned_worker
+from .mpi_placement import Hello, RankPlacer
 
-TAG_CELL, TAG_RESULT, TAG_STOP, TAG_HEARTBEAT = 1, 2, 3, 4
-POLL_S = 0.005
+TAG_CELL, TAG_RESULT, TAG_STOP, TAG_HEARTBEAT, TAG_HELLO = 1, 2, 3, 4, 5
+POLL_MIN_S, POLL_MAX_S = 2e-5, 0.005
+
+
+class Backoff:
+    """Sleeps between polls: short right after a message (the reply to a short cell is
+    caught within microseconds), doubling up to ``POLL_MAX_S`` while nothing comes (an
+    idle rank costs no CPU to speak of). Polling rather than a blocking receive keeps
+    Ctrl-C, SIGTERM and lost ranks noticed."""
+
+    def __init__(self) -> None:
+        self.delay = POLL_MIN_S
+
+    def reset(self) -> None:
+        self.delay = POLL_MIN_S
+
+    def wait(self) -> None:
+        time.sleep(self.delay)
+        self.delay = min(POLL_MAX_S, self.delay * 2)
 
 
 def comm() -> Any:
@@ -55,8 +77,14 @@ def comm() -> Any:
 
 def _cell_worker(rank: int, log_dir: Path | None) -> CellWorker:
     log = log_dir / f"worker-mpi-{rank}.log" if log_dir else None
-    return pinned_worker(f"mpi-{rank}@{socket.gethostname()}", "mpi", local_rank(),
-                         visible_gpus(), log)
+    return CellWorker(f"mpi-{rank}@{socket.gethostname()}", backend="mpi", log_path=log,
+                      env={"CUDA_VISIBLE_DEVICES": ""})
+
+
+def _hello() -> Hello:
+    gpus = visible_gpus()
+    return Hello(node=node_name(), cores=tuple(sorted(usable_cores())), gpus=tuple(gpus),
+                 gpu_keys=tuple(gpu_keys(gpus)))
 
 
 def _heartbeat_s() -> float:
@@ -89,9 +117,12 @@ def serve(log_dir: Path | None = None) -> int:
 
     world = comm()
     rank = world.Get_rank()
+    hello = _hello()  # before the worker's environment hides the GPUs from its child
     worker = _cell_worker(rank, log_dir)
     worker.start()  # import torch while rank 0 validates the grid
+    world.send(hello, dest=0, tag=TAG_HELLO)
     status = MPI.Status()
+    idle = Backoff()
     stop = threading.Event()
     silence = lost_after_s()
     beat = threading.Thread(target=_beat, args=(world, stop), daemon=True)
@@ -105,7 +136,7 @@ def serve(log_dir: Path | None = None) -> int:
                     print(f"mpi rank {rank}: no word from rank 0 for {silence:g} s; stopping",
                           file=sys.stderr, flush=True)
                     return 1
-                time.sleep(POLL_S)
+                idle.wait()
                 continue
             message = world.recv(source=0, tag=status.Get_tag())
             heard = time.monotonic()
@@ -113,10 +144,12 @@ def serve(log_dir: Path | None = None) -> int:
                 return 0
             if status.Get_tag() == TAG_HEARTBEAT:
                 continue
-            result = worker.execute(message)
+            cell, where = message
+            result = worker.execute(cell, where)
             result.rank = rank
             world.send(result, dest=0, tag=TAG_RESULT)
             heard = time.monotonic()  # messages that came while busy are drained next
+            idle.reset()
     finally:
         stop.set()
         if beat.is_alive():  # no send in flight when MPI is finalized at exit
@@ -149,14 +182,15 @@ def end_job(code: int) -> int:
 
 
 class MPIExecutor(Executor):
-    """Rank 0's side: dynamic hand-out of cells to ranks 1 … N−1.
+    """Rank 0's side: dynamic, placed hand-out of cells to ranks 1 … N−1.
 
     Worker ranks send a heartbeat every ``HARNESS_MPI_HEARTBEAT_S`` seconds (default 5)
     and rank 0 sends one to idle ranks. A busy rank silent for ``lost_after_s()`` is lost
     (its node died, it was killed): its cell is recorded ``error`` (``RankLost``, rerun by
-    ``--retry-failed``), it gets no more cells, and the others go on. This needs the job to
-    survive a dead rank (``srun --kill-on-bad-exit=0``, the Slurm mpi mode); MPICH's
-    ``mpiexec`` ends the whole job instead."""
+    ``--retry-failed``), it gets no more cells, and the others go on; when no rank is left,
+    every cell not yet handed out is recorded ``skipped`` (``NoWorkers``, run by the next
+    run). This needs the job to survive a dead rank (``srun --kill-on-bad-exit=0``, the
+    Slurm mpi mode); MPICH's ``mpiexec`` ends the whole job instead."""
 
     name = "mpi"
     released = False  # class-wide: the STOP messages go out once per process
@@ -168,6 +202,8 @@ class MPIExecutor(Executor):
             raise RuntimeError("MPIExecutor runs on rank 0; other ranks call serve()")
         self.log_dir = log_dir
         self._local: CellWorker | None = None
+        self._heard: dict[int, float] = {}
+        self._hellos: dict[int, Hello] = {}
 
     def run(self, cells: Sequence[Cell]) -> Iterator[Event]:
         if self.world.Get_size() == 1:
@@ -175,43 +211,104 @@ class MPIExecutor(Executor):
             return
         from mpi4py import MPI
 
-        todo = list(reversed(cells))
-        busy: dict[int, Cell] = {}
         ranks = range(1, self.world.Get_size())
-        heard = dict.fromkeys(ranks, time.monotonic())
+        self._heard = dict.fromkeys(ranks, time.monotonic())
+        status, wait = MPI.Status(), Backoff()
+        self._greet(ranks, status, wait)
+        live = {r: h for r, h in self._hellos.items() if r not in self.lost}
+        if not live:
+            yield from self._unplaced(list(cells))
+            return
+        placer = RankPlacer(live)
+        todo: list[Cell] = []
+        for cell in cells:
+            reason = placer.too_large(cell.resources)
+            if reason:
+                yield Started(cell)
+                yield Finished(cell, skipped_too_large(cell, reason, self.name))
+            else:
+                todo.append(cell)
+        busy: dict[int, tuple[Cell, Placement]] = {}
+        last: dict[int, Placement] = {}
         silence, beat_s, last_beat = lost_after_s(), _heartbeat_s(), time.monotonic()
 
-        def hand_out(rank: int) -> Iterator[Event]:
-            """Send the next cell, if any, to the idle ``rank``."""
-            if todo:
-                busy[rank] = todo.pop()
-                self.world.send(busy[rank], dest=rank, tag=TAG_CELL)
-                yield Started(busy[rank])
+        def hand_out() -> Iterator[Event]:
+            """Send each idle live rank the first cell that fits on its node now."""
+            for rank in ranks:
+                if rank in busy or rank in self.lost or not todo:
+                    continue
+                picked = placer.take(rank, todo, last.get(rank))
+                if picked is not None:
+                    busy[rank] = picked
+                    last[rank] = picked[1]
+                    self.world.send((picked[0], placer.for_rank(rank, picked[1])), dest=rank,
+                                    tag=TAG_CELL)
+                    yield Started(picked[0])
 
-        for rank in ranks:
-            yield from hand_out(rank)
-        status = MPI.Status()
-        while busy:
+        yield from hand_out()
+        while busy or todo:
+            if not busy:  # nothing runs, so nothing left fits a live rank's node now
+                yield from self._unplaced(todo)
+                return
             # Poll rather than block in MPI: a blocked receive would hold back Ctrl-C and
             # SIGTERM until the next message arrives, and could not notice a lost rank.
             if self.world.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
                 rank, tag = status.Get_source(), status.Get_tag()
                 message = self.world.recv(source=rank, tag=tag)
-                heard[rank] = time.monotonic()
+                self._heard[rank] = time.monotonic()
                 if tag == TAG_RESULT and rank in busy:
-                    yield Finished(busy.pop(rank), message)
-                    yield from hand_out(rank)
+                    cell, where = busy.pop(rank)
+                    placer.give(rank, where)
+                    yield Finished(cell, message)
+                    yield from hand_out()
+                wait.reset()
                 continue
             now = time.monotonic()
-            for rank in [r for r in busy if now - heard[r] > silence]:
+            for rank in [r for r in busy if now - self._heard[r] > silence]:
                 self.lost.add(rank)
-                yield Finished(busy[rank], self._lost(busy.pop(rank), rank, now - heard[rank]))
+                cell, where = busy.pop(rank)
+                placer.give(rank, where)
+                yield Finished(cell, self._lost(cell, rank, now - self._heard[rank]))
+                yield from hand_out()
             if now - last_beat > beat_s:
                 for rank in ranks:
                     if rank not in busy and rank not in self.lost:
                         self.world.send(None, dest=rank, tag=TAG_HEARTBEAT)
                 last_beat = now
-            time.sleep(POLL_S)
+            wait.wait()
+
+    def _greet(self, ranks: range, status: Any, wait: Backoff) -> None:
+        """Wait for every worker rank's :class:`Hello` (a rank silent for
+        ``lost_after_s()`` meanwhile is lost)."""
+        from mpi4py import MPI
+
+        silence = lost_after_s()
+        while len(self._hellos) + len(self.lost) < len(ranks):
+            if self.world.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_HELLO, status=status):
+                rank = status.Get_source()
+                self._hellos[rank] = self.world.recv(source=rank, tag=TAG_HELLO)
+                self._heard[rank] = time.monotonic()
+                continue
+            now = time.monotonic()
+            self.lost.update(r for r in ranks if r not in self._hellos
+                             and now - self._heard[r] > silence)
+            wait.wait()
+
+    def _unplaced(self, todo: list[Cell]) -> Iterator[Event]:
+        """The cells no live rank can take, once nothing runs any more (ranks were lost):
+        each ends as ``skipped`` with the reason, and the next run runs it."""
+        now = datetime.now(UTC)
+        lost = ", ".join(map(str, sorted(self.lost)))
+        alive = self.world.Get_size() - 1 - len(self.lost)
+        why = (f"NoWorkers: every MPI worker rank ({lost}) was lost before this cell was "
+               "handed out" if not alive else f"NoWorkers: no live MPI rank's node can hold "
+               f"this cell since rank(s) {lost} were lost")
+        for cell in todo:
+            yield Started(cell)
+            yield Finished(cell, CellResult(cell_id=cell.cell_id, status=SKIPPED,
+                                            backend=self.name, finished_at=now,
+                                            error=f"{why}; the next run runs it"))
+        todo.clear()
 
     def _lost(self, cell: Cell, rank: int, silent_s: float) -> CellResult:
         now = datetime.now(UTC)
@@ -221,10 +318,16 @@ class MPIExecutor(Executor):
                           "this cell; rerun with --retry-failed")
 
     def _run_here(self, cells: Sequence[Cell]) -> Iterator[Event]:
+        """One rank: run the cells one after another on this node, placed as anywhere."""
         self._local = _cell_worker(0, self.log_dir)
+        node = Node.here()
         for cell in cells:
             yield Started(cell)
-            result = self._local.execute(cell)
+            reason = too_large(cell.resources, len(node.cores), len(node.gpus))
+            if reason:
+                yield Finished(cell, skipped_too_large(cell, reason, self.name))
+                continue
+            result = self._local.execute(cell, Allocator(node).take(cell.resources))
             result.rank = 0
             yield Finished(cell, result)
 
@@ -232,3 +335,4 @@ class MPIExecutor(Executor):
         if self._local is not None:
             self._local.stop()
         release_workers()
+

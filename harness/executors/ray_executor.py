@@ -18,7 +18,8 @@ from typing import Any
 
 from .. import registry
 from ..cell import Cell
-from ..result import ERROR, OOM, SKIPPED, CellResult
+from ..placement import skipped_too_large, too_large
+from ..result import ERROR, OOM, CellResult
 from ..worker import CellWorker
 from .base import Event, Executor, Finished, Started
 
@@ -96,14 +97,6 @@ class RayExecutor(Executor):
                 return nodes
             time.sleep(0.5)
 
-    def _infeasible(self, cell: Cell) -> str | None:
-        r = cell.resources
-        if r.cpus > self._node_cpus:
-            return f"asks for {r.cpus} CPUs; the largest Ray node has {self._node_cpus:g}"
-        if r.gpus > self._node_gpus:
-            return f"asks for {r.gpus:g} GPUs; the largest Ray node has {self._node_gpus:g}"
-        return None
-
     def run(self, cells: Sequence[Cell]) -> Iterator[Event]:
         ray = self._connect()
         task = ray.remote(max_retries=0)(_execute)
@@ -113,12 +106,11 @@ class RayExecutor(Executor):
             # driver writes a result; Ray queues the extra ones.
             while queue and len(self._pending) < 2 * self._capacity + 2:
                 cell = queue.pop()
-                reason = self._infeasible(cell)
+                reason = too_large(cell.resources, self._node_cpus, self._node_gpus,
+                                   "the largest Ray node")
                 if reason:
                     yield Started(cell)
-                    yield Finished(cell, CellResult(cell_id=cell.cell_id, status=SKIPPED,
-                                                    error=f"Infeasible: {reason}",
-                                                    backend=self.name))
+                    yield Finished(cell, skipped_too_large(cell, reason, self.name))
                     continue
                 ref = task.options(num_cpus=cell.resources.cpus,
                                    num_gpus=cell.resources.gpus).remote(cell)
