@@ -3,7 +3,7 @@
 Resume rules (DESIGN §4): a cell whose latest attempt is ``ok`` is skipped; failed cells
 (error, timeout, diverged, oom) are rerun only with ``retry_failed``; preempted, skipped
 and never-finished cells are always run; ``force`` reruns everything. The driver alone
-writes, one atomic file pair per finished cell, so an interruption at any moment loses
+writes, one durable journal record per finished cell, so an interruption at any moment loses
 no finished cell.
 
 Stopping from outside (Ctrl-C, or SIGTERM/SIGUSR1, which the CLI turns into
@@ -118,9 +118,9 @@ def run_grid(
     store = Store(out)
     run_id = new_run_id()
     cells = shard.select(grid.cells) if shard else grid.cells
-    mine = {c.cell_id for c in cells} if shard else None
     with store.lock(str(shard) if shard else None):
         store.create()
+        store.open_journal(run_id, str(shard) if shard else None)
         plan = plan_run(cells, store, retry_failed=retry_failed, force=force)
         prov = run_provenance()
         info: dict[str, Any] = {
@@ -168,7 +168,7 @@ def run_grid(
                             _log_failure(store, cell, event.result)
                         if bar:
                             bar.finished(cell, event.result)
-            store.compact(mine)
+            store.compact(str(shard) if shard else None)
         except (KeyboardInterrupt, Preempted) as stop:
             # The executor is closed by now (its workers killed): record what they ran.
             why = "SIGTERM/SIGUSR1 (preemption, time limit or scancel)" if isinstance(
@@ -178,6 +178,7 @@ def run_grid(
             info["stopped"] = why
             raise
         finally:
+            store.close()
             if bar:
                 bar.close()
             track.unlink(missing_ok=True)

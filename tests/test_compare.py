@@ -3,6 +3,7 @@ backends (quality identical, exit 0) and under load (slower, exit 1), and bad in
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -57,7 +58,11 @@ def test_two_backends_give_identical_quality_and_exit_0(base, tmp_path, ray_sess
 def test_a_run_slowed_by_load_is_a_regression(base, tmp_path):
     grid, out = base
     new = tmp_path / "loaded"
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    # one busy loop pinned to each core: the cells are pinned too (placement), so an
+    # unpinned load could leave one core, and the cells on it, undisturbed
+    spin = "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass"
+    spinners = [subprocess.Popen([sys.executable, "-c", spin, str(core)])
+                for core in sorted(os.sched_getaffinity(0))]
     try:
         proc = run_cli("run", str(grid), "--out", str(new), "--backend", "local",
                        "--workers", "2")

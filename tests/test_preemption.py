@@ -26,7 +26,7 @@ experiments:
 
 def wait_for_rows(out: Path, n: int, timeout: float = 120) -> None:
     deadline = time.time() + timeout
-    while len(list((out / "cells").glob("*.parquet"))) < n:
+    while len(Store(out).latest_status()) < n:
         assert time.time() < deadline, f"fewer than {n} cells finished in {timeout} s"
         time.sleep(0.1)
 

@@ -1,6 +1,5 @@
 """The results store: atomic files, one readable table, resume bookkeeping, schema docs."""
 
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,10 +47,12 @@ def filled(tmp_path):
 
 def test_folder_reads_as_one_table_with_pandas_pyarrow_and_duckdb(filled):
     store, _ = filled
-    for compacted in (False, True):
-        if compacted:
-            store.compact()
-            assert len(list(store.cells_dir.glob("*.parquet"))) == 1
+    assert len(load_cells(store.out, all_attempts=True)) == 4  # from the journal
+    assert not list(store.cells_dir.glob("*.parquet"))
+    for step in (store.merge_journal, store.compact):
+        step()
+        assert len(list(store.cells_dir.glob("*.parquet"))) == 1
+        assert not list((store.out / "journal").iterdir())
         df = pd.read_parquet(store.cells_dir)
         assert len(df) == 4
         assert ds.dataset(store.cells_dir, format="parquet").count_rows() == 4
@@ -63,33 +64,51 @@ def test_folder_reads_as_one_table_with_pandas_pyarrow_and_duckdb(filled):
 
 def test_latest_attempt_view(filled):
     store, cells = filled
-    df = load_cells(store.out)
-    assert len(df) == 3 and df["cell_id"].is_unique
-    first = df.set_index("cell_id").loc[cells[0].cell_id]
-    assert first["attempt"] == 2 and first["status"] == "ok" and first["probe_value"] == 2.0
-    assert len(load_cells(store.out, all_attempts=True)) == 4
-    hist = load_history(store.out)
-    assert len(hist) == 9 and set(hist["attempt"][hist["cell_id"] == cells[0].cell_id]) == {2}
+    for merged in (False, True):
+        if merged:
+            store.compact()
+        df = load_cells(store.out)
+        assert len(df) == 3 and df["cell_id"].is_unique
+        first = df.set_index("cell_id").loc[cells[0].cell_id]
+        assert first["attempt"] == 2 and first["status"] == "ok" and first["probe_value"] == 2.0
+        assert len(load_cells(store.out, all_attempts=True)) == 4
+        hist = load_history(store.out)
+        assert len(hist) == 9 and set(hist["attempt"][hist["cell_id"] == cells[0].cell_id]) == {2}
+        assert store.latest_status()[cells[0].cell_id] == ("ok", 2)
 
 
-def test_interrupted_compaction_leaves_no_duplicates(filled):
+def test_interrupted_merge_leaves_no_duplicates(filled):
     store, _ = filled
-    small = sorted(store.cells_dir.glob("*.parquet"))
-    backup = store.out / "backup"
-    backup.mkdir()
-    for p in small:
-        shutil.copy(p, backup / p.name)
-    store.compact()  # then pretend the deletion of the small files never happened
-    for p in backup.iterdir():
-        shutil.copy(p, store.cells_dir / p.name)
-    assert len(list(store.cells_dir.glob("*.parquet"))) == 5
+    store.close()
+    segments = sorted((store.out / "journal").glob("*.jsonl"))
+    saved = {p: p.read_bytes() for p in segments}
+    store.merge_journal()  # then pretend the deletion of the journal never happened
+    for p, data in saved.items():
+        p.write_bytes(data)
     assert len(load_cells(store.out, all_attempts=True)) == 4
-    store.compact()
+    assert len(load_history(store.out, all_attempts=True)) == 12
+    assert len(Store(store.out).latest_status()) == 3
+    Store(store.out).compact()
     assert len(pd.read_parquet(store.cells_dir)) == 4
+    assert not list((store.out / "journal").glob("*.jsonl"))
+
+
+def test_a_torn_last_journal_line_is_ignored_and_records_are_small(filled):
+    store, _ = filled
+    store.close()
+    (segment,) = (store.out / "journal").glob("*.jsonl")
+    lines = segment.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 4 and max(map(len, lines)) < 2048
+    segment.write_bytes(b"".join(lines) + lines[-1][: len(lines[-1]) // 2])  # a power cut
+    assert len(load_cells(store.out, all_attempts=True)) == 4
+    segment.write_bytes(lines[0][:40] + b"\n" + b"".join(lines[1:]))  # not at the end: refused
+    with pytest.raises(ValueError, match="line 1 is not a journal record"):
+        load_cells(store.out)
 
 
 def test_temporary_files_are_invisible_to_readers(filled):
     store, _ = filled
+    store.compact()
     (store.cells_dir / ".half-written.parquet.1234.tmp").write_bytes(b"PAR1 garbage")
     assert len(pd.read_parquet(store.cells_dir)) == 4
     assert len(load_cells(store.out)) == 3
@@ -97,6 +116,7 @@ def test_temporary_files_are_invisible_to_readers(filled):
 
 def test_schema_is_typed_and_stable(filled):
     store, _ = filled
+    store.compact()
     table = ds.dataset(store.cells_dir, format="parquet").to_table()
     assert table.schema.equals(cells_schema(), check_metadata=False)
     assert str(table.schema.field("seed").type) == "int64"
@@ -133,6 +153,7 @@ def test_a_column_this_version_no_longer_declares_survives_reading_and_compactio
     import pyarrow.parquet as pq
 
     store, _ = filled
+    store.merge_journal()
     old = next(iter(sorted(store.cells_dir.glob("*.parquet"))))
     table = pq.read_table(old)
     table = table.append_column("retired_metric", pa.array([0.25] * len(table)))

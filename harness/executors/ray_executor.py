@@ -1,10 +1,14 @@
-"""``ray``: cells as Ray tasks on an embedded local Ray or an existing cluster.
+"""``ray``: cells on warm Ray actors, on an embedded local Ray or an existing cluster.
 
-Each cell is one task with ``num_cpus=cpus`` and ``num_gpus=gpus``, so Ray places it (and
-sets ``CUDA_VISIBLE_DEVICES`` to the GPUs it reserved). Inside the task a
-:class:`~harness.worker.CellWorker` owned by that Ray worker process runs the cell and
-enforces its timeout. Results travel back to the driver, which alone writes them: no shared
-file system is needed.
+Cells run on actors that live for the whole run, one per slot: an actor reserves one
+cell's ``num_cpus=cpus`` and ``num_gpus=gpus`` (so Ray places it and sets
+``CUDA_VISIBLE_DEVICES`` to the GPUs it reserved) and runs the cells of that resource
+shape one after another through its :class:`~harness.worker.CellWorker`, which enforces
+each cell's timeout and survives its crashes. A method call on a live actor costs a
+fraction of a task's scheduling (bench/overhead.py). Actors of a shape are created while
+cells of that shape wait (up to what the cluster holds) and released when none is left,
+so a grid of mixed shapes goes on with the next shape. Results travel back to the driver,
+which alone writes them: no shared file system is needed.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import os
 import socket
 import time
+from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -24,18 +29,25 @@ from ..worker import CellWorker
 from .base import Event, Executor, Finished, Started
 
 NODE_WAIT_S = 300.0
-_WORKER: CellWorker | None = None  # one per Ray worker process, reused across its tasks
+Shape = tuple[int, float]  # (cpus, gpus) of a cell, and of the actors that run it
+_ACTOR_GONE = ("ActorDiedError", "RayActorError", "ActorUnavailableError")
 
 
-def _execute(cell: Cell) -> CellResult:
-    """The body of the Ray task (runs in a Ray worker process)."""
-    global _WORKER
-    if _WORKER is None:
+class CellActor:
+    """The body of a Ray actor: one CellWorker, reused for every cell sent to it."""
+
+    def __init__(self) -> None:
         import ray
 
         node = ray.get_runtime_context().get_node_id()[:8]
-        _WORKER = CellWorker(f"ray-{node}-{os.getpid()}", backend="ray")
-    return _WORKER.execute(cell)
+        self.worker = CellWorker(f"ray-{node}-{os.getpid()}", backend="ray")
+        self.worker.start()  # import torch while the driver sends the first cell
+
+    def execute(self, cell: Cell) -> CellResult:
+        return self.worker.execute(cell)
+
+    def ping(self) -> int:
+        return os.getpid()
 
 
 def _quiet_ray_env() -> None:
@@ -55,8 +67,8 @@ class RayExecutor(Executor):
                  object_store_mb: int = 256):
         self.address, self.workers, self.object_store_mb = address, workers, object_store_mb
         self._started_ray = False
-        self._pending: dict[Any, Cell] = {}
-        self._capacity = 1
+        self._pending: dict[Any, tuple[Cell, Any]] = {}  # result ref → (cell, actor)
+        self._actors: set[Any] = set()
 
     def _connect(self) -> Any:
         _quiet_ray_env()
@@ -82,7 +94,8 @@ class RayExecutor(Executor):
         nodes = self._wait_for_nodes(ray)
         self._node_cpus = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
         self._node_gpus = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
-        self._capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        total = ray.cluster_resources()
+        self._total_cpus, self._total_gpus = total.get("CPU", 1), total.get("GPU", 0)
         return ray
 
     @staticmethod
@@ -99,33 +112,70 @@ class RayExecutor(Executor):
 
     def run(self, cells: Sequence[Cell]) -> Iterator[Event]:
         ray = self._connect()
-        task = ray.remote(max_retries=0)(_execute)
-        queue = list(reversed(cells))
-        while queue or self._pending:
-            # A few more tasks than slots in flight, so that no slot idles while the
-            # driver writes a result; Ray queues the extra ones.
-            while queue and len(self._pending) < 2 * self._capacity + 2:
-                cell = queue.pop()
-                reason = too_large(cell.resources, self._node_cpus, self._node_gpus,
-                                   "the largest Ray node")
-                if reason:
-                    yield Started(cell)
-                    yield Finished(cell, skipped_too_large(cell, reason, self.name))
-                    continue
-                ref = task.options(num_cpus=cell.resources.cpus,
-                                   num_gpus=cell.resources.gpus).remote(cell)
-                self._pending[ref] = cell
+        actor_cls = ray.remote(max_restarts=0)(CellActor)
+        waiting: dict[Shape, deque[Cell]] = defaultdict(deque)
+        for cell in cells:
+            reason = too_large(cell.resources, self._node_cpus, self._node_gpus,
+                               "the largest Ray node")
+            if reason:
                 yield Started(cell)
-            if not self._pending:
-                continue
-            pending = list(self._pending)
-            done, rest = ray.wait(pending, num_returns=1)
+                yield Finished(cell, skipped_too_large(cell, reason, self.name))
+            else:
+                waiting[(cell.resources.cpus, cell.resources.gpus)].append(cell)
+        load: dict[Any, int] = {}  # actor → calls in flight on it
+        shape_of: dict[Any, Shape] = {}
+        while waiting or self._pending:
+            for shape in list(waiting):
+                yield from self._feed(actor_cls, shape, waiting, load, shape_of)
+            done, rest = ray.wait(list(self._pending), num_returns=1)
             if rest:  # take every other result that is already there in the same pass
                 more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
                 done += more
             for ref in done:
-                cell = self._pending.pop(ref)
-                yield Finished(cell, self._result(ray, ref, cell))
+                cell, actor = self._pending.pop(ref)
+                result = self._result(ray, ref, cell)
+                load[actor] -= 1
+                if (result.error or "").split(":")[0] in _ACTOR_GONE:
+                    self._drop(actor, load, shape_of)
+                yield Finished(cell, result)
+            for actor in [a for a, n in load.items() if not n and shape_of[a] not in waiting]:
+                self._drop(actor, load, shape_of)  # its shape is done: free its resources
+
+    def _feed(self, actor_cls: Any, shape: Shape, waiting: dict[Shape, deque[Cell]],
+              load: dict[Any, int], shape_of: dict[Any, Shape]) -> Iterator[Event]:
+        """Send waiting cells of ``shape`` to its actors, two in flight per actor (the
+        next cell is there when the current one ends), creating actors up to what the
+        cluster holds (all at once: they import torch in parallel)."""
+        queue = waiting[shape]
+        actors = [a for a in load if shape_of[a] == shape]
+        cpus, gpus = shape
+        most = int(self._total_cpus // max(cpus, 1))
+        if gpus:
+            most = min(most, int(self._total_gpus // gpus))
+        busy = sum(load[a] for a in actors)
+        while queue and len(actors) < min(max(1, most), len(queue) + busy):
+            actor = actor_cls.options(num_cpus=cpus, num_gpus=gpus).remote()
+            self._actors.add(actor)
+            actors.append(actor)
+            load[actor], shape_of[actor] = 0, shape
+        for depth in (1, 2):
+            for actor in actors:
+                if queue and load[actor] < depth:
+                    cell = queue.popleft()
+                    self._pending[actor.execute.remote(cell)] = (cell, actor)
+                    load[actor] += 1
+                    yield Started(cell)
+        if not queue:
+            del waiting[shape]
+
+    def _drop(self, actor: Any, load: dict[Any, int], shape_of: dict[Any, Shape]) -> None:
+        import ray
+
+        with contextlib.suppress(Exception):
+            ray.kill(actor)
+        self._actors.discard(actor)
+        load.pop(actor, None)
+        shape_of.pop(actor, None)
 
     def _result(self, ray: Any, ref: Any, cell: Cell) -> CellResult:
         try:
@@ -142,9 +192,10 @@ class RayExecutor(Executor):
         ray = sys.modules.get("ray")
         if ray is None or not ray.is_initialized():
             return
-        for ref in list(self._pending):
-            with contextlib.suppress(Exception):  # already finished or its worker is gone
-                ray.cancel(ref, force=True)
+        for actor in list(self._actors):  # its CellWorker's child dies with it
+            with contextlib.suppress(Exception):  # already gone
+                ray.kill(actor)
+        self._actors.clear()
         self._pending.clear()
         if self._started_ray:
             ray.shutdown()
