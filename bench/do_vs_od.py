@@ -2,6 +2,7 @@
 overhead on a Disc-Opt training step.
 
     .venv/bin/python bench/do_vs_od.py [--iterations 1000] [--batch 512] [--threads 1]
+                                       [--device cpu|cuda]
 
 Part 1 runs the ``cnf_toy`` cells (8gaussians, 64-64-64 tanh, batch 512) through
 ``run_cell``: ``disc_opt`` (RK4 3/8 rule, step 0.25) and ``opt_disc`` (dopri5 with the
@@ -34,11 +35,11 @@ STEP = 0.25
 
 
 def cnf_cell(strategy: str, sparams: dict, iterations: int, batch: int, seed: int,
-             threads: int) -> Cell:
+             threads: int, device: str = "cpu") -> Cell:
     return make_cell("cnf_toy", strategy, {"dataset": "8gaussians", "hidden": 64, "depth": 3,
                                            "batch_size": batch, "iterations": iterations,
                                            "val_every": 0}, sparams, seed, grid="bench",
-                     resources=Resources(device="cpu", cpus=threads))
+                     resources=Resources(device=device, cpus=threads))
 
 
 def compare_strategies(args: argparse.Namespace) -> None:
@@ -46,12 +47,13 @@ def compare_strategies(args: argparse.Namespace) -> None:
     for strategy, sp in (("disc_opt", {"rule": "3/8", "step_size": STEP}),
                          ("opt_disc", {"method": "dopri5", "rtol": 1e-5, "atol": 1e-5})):
         res = run_cell(cnf_cell(strategy, sp, args.iterations, args.batch, args.seed,
-                                args.threads))
+                                args.threads, args.device))
         if res.status != "ok":
             raise SystemExit(f"{strategy}: {res.status}: {res.error}")
         rows[strategy] = {"train_s": res.train_s, **res.metrics}
     print(f"8gaussians, batch {args.batch}, {args.iterations} iterations, seed {args.seed}, "
-          f"{args.threads} thread(s)")
+          f"{args.threads} thread(s), device {res.device} {res.gpu_name or ''}, peak CUDA "
+          f"memory {res.gpu_peak_mb or 0:.0f} MiB")
     keys = ("train_s", "iter_s", "nfe_fwd", "nfe_bwd", "test_nll", "test_nll_dopri",
             "inv_err_dopri", "end_time")
     print(f"{'':10}" + "".join(f"{k:>15}" for k in keys))
@@ -87,13 +89,16 @@ def bare_loop(model, batches, iterations) -> list[float]:
     from harness.solvers.node.cnf import standard_normal_logpdf
     from torchdiffeq import odeint
 
+    from harness.timing import synchronize
+
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
     times = []
     for step in range(iterations):
-        t0 = time.perf_counter()
         x = batches[step % len(batches)]
+        synchronize(x.device)
+        t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        z, delta = x, torch.zeros(len(x))
+        z, delta = x, torch.zeros(len(x), device=x.device)
         for block in model.blocks:
             s0 = torch.cat([z, torch.zeros_like(z[:, :1])], dim=1)
             sT = odeint(block.dynamics, s0, block.times(), method="rk4",
@@ -102,6 +107,7 @@ def bare_loop(model, batches, iterations) -> list[float]:
         loss = (-standard_normal_logpdf(z) + delta).mean()
         loss.backward()
         opt.step()
+        synchronize(x.device)
         times.append(time.perf_counter() - t0)
     return times
 
@@ -110,13 +116,14 @@ def compare_overhead(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     params = registry.get("problem", "cnf_toy").validate({"hidden": 64, "depth": 3})
     rng = np.random.default_rng(args.seed)
-    batches = [torch.as_tensor(sample_toy("8gaussians", args.batch, rng), dtype=torch.float32)
-               for _ in range(10)]
+    device = torch.device(args.device)
+    batches = [torch.as_tensor(sample_toy("8gaussians", args.batch, rng), dtype=torch.float32,
+                               device=device) for _ in range(10)]
     ours, bare = [], []
     for _ in range(args.rounds):
         for side in ("ours", "bare"):
             torch.manual_seed(args.seed)
-            model = build_model(params, 2, "cpu")
+            model = build_model(params, 2, device)
             if side == "ours":
                 task = BareTask(model, batches, args.overhead_iterations)
                 ours += train_node(task, FixedStepRK4("3/8", step_size=STEP)).iter_s
@@ -136,6 +143,7 @@ def main() -> None:
     ap.add_argument("--overhead-iterations", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--skip-strategies", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = ap.parse_args()
     compare_overhead(args)
     if not args.skip_strategies:

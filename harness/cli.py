@@ -97,10 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: array)")
     submit.add_argument("--nodes", type=_positive_int, default=1, metavar="N",
                         help="nodes (ray, mpi; default 1)")
-    submit.add_argument("--gpus-per-node", type=_count, default=0, metavar="G",
-                        help="GPUs per node (array: per task; default 0)")
-    submit.add_argument("--cpus-per-task", type=_positive_int, default=1, metavar="C",
-                        help="cores per array task, Ray node or MPI rank (default 1)")
+    submit.add_argument("--gpus-per-node", type=_count, default=None, metavar="G",
+                        help="GPUs per node (array: per task; default: the most GPUs one "
+                        "cell asks for)")
+    submit.add_argument("--cpus-per-task", type=_positive_int, default=None, metavar="C",
+                        help="cores per array task, Ray node or MPI rank (default: the most "
+                        "cores one cell asks for)")
     submit.add_argument("--tasks-per-node", type=_positive_int, metavar="T",
                         help="mpi: ranks per node (default: GPUs per node, or 1)")
     submit.add_argument("--mem", metavar="M", help="memory per node, e.g. 16G")

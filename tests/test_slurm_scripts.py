@@ -108,14 +108,16 @@ def test_shards_split_the_cells_disjointly_and_completely():
 
 def test_submit_dry_run_writes_the_script_and_submits_nothing(write_grid, tmp_path):
     grid = write_grid("name: tiny\nseeds: [0, 1, 2]\nexperiments:\n  - problem: probe\n"
-                      "    strategies: [probe]\n")
+                      "    strategies: [probe, {probe: {steps: 1, cpus: 3, gpus: 1.5}}]\n")
     out = tmp_path / "a b"
     proc = run_cli("submit", str(grid), "--out", str(out), "--shards", "8", "--dry-run",
                    "--setup", "echo hello")
     assert proc.returncode == 0, proc.stderr
     script = out / "slurm" / "array-1.sbatch"
     text = script.read_text()
-    assert "#SBATCH --array=0-2" in text  # never more tasks than cells
+    assert "#SBATCH --array=0-5" in text  # never more tasks than cells
+    # an array task holds the largest cell: its cores and (whole) GPUs
+    assert "#SBATCH --cpus-per-task=3" in text and "#SBATCH --gpus-per-task=2" in text
     assert "\necho hello\n" in text and f"OUT={shlex.quote(str(out))}" in text
     assert not (out / "slurm" / "jobs.json").exists()
     assert "nothing submitted" in proc.stdout

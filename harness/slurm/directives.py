@@ -24,8 +24,8 @@ class Request:
 
     mode: str
     nodes: int = 1
-    gpus_per_node: int = 0
-    cpus_per_task: int = 1
+    gpus_per_node: int | None = 0  # None: from the cells (harness.slurm.submit.sized_for)
+    cpus_per_task: int | None = 1  # likewise
     tasks_per_node: int | None = None  # mpi: ranks per node (default: GPUs per node, or 1)
     mem: str | None = None
     time: str | None = None
@@ -44,8 +44,8 @@ class Request:
         if self.mode not in MODES:
             raise bad("--mode", self.mode, " | ".join(MODES))
         for flag, value, low in (("--nodes", self.nodes, 1), ("--cpus-per-task",
-                                 self.cpus_per_task, 1), ("--gpus-per-node",
-                                 self.gpus_per_node, 0), ("--shards", self.shards, 1),
+                                 self.cpus_per_task or 1, 1), ("--gpus-per-node",
+                                 self.gpus_per_node or 0, 0), ("--shards", self.shards, 1),
                                  ("--max-parallel", self.max_parallel or 1, 1),
                                  ("--tasks-per-node", self.tasks_per_node or 1, 1),
                                  ("--warn", self.warn_s, 0)):
@@ -68,7 +68,7 @@ class Request:
     @property
     def ranks_per_node(self) -> int:
         """mpi mode: MPI ranks per node."""
-        return self.tasks_per_node or max(1, self.gpus_per_node)
+        return self.tasks_per_node or max(1, self.gpus_per_node or 0)
 
 
 def sbatch_directives(req: Request, *, job_name: str, log_pattern: str) -> list[str]:

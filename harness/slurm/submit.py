@@ -8,6 +8,7 @@ a grid with nothing left to run is not submitted.
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 from dataclasses import dataclass, replace
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import atomic
+from ..cell import Cell
 from ..errors import InputError
 from ..grid import load_grid
 from ..store import Store
@@ -40,6 +42,17 @@ def executable(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+def sized_for(req: Request, cells: list[Cell]) -> Request:
+    """``req`` with the ``--cpus-per-task`` and ``--gpus-per-node`` the user left out
+    (None) taken from the largest of ``cells``: an array task, a Ray node or an MPI rank
+    then holds any one cell (placement runs as many at once as fit)."""
+    cpus = req.cpus_per_task or max((c.resources.cpus for c in cells), default=1)
+    gpus = req.gpus_per_node
+    if gpus is None:
+        gpus = max((math.ceil(c.resources.gpus) for c in cells), default=0)
+    return replace(req, cpus_per_task=cpus, gpus_per_node=gpus)
+
+
 def submit_grid(grid_file: str, out: str, req: Request, *, setup: tuple[str, ...] = (),
                 dry_run: bool = False) -> Submission:
     """Validate, render ``DIR/slurm/<mode>-<n>.sbatch`` and (unless ``dry_run``) sbatch it."""
@@ -60,7 +73,7 @@ def submit_grid(grid_file: str, out: str, req: Request, *, setup: tuple[str, ...
     store = Store(out_dir)
     plan = plan_run(grid.cells, store)
     shards = min(req.shards, len(grid.cells)) if req.mode == "array" else 1
-    req = replace(req, shards=shards)
+    req = sized_for(replace(req, shards=shards), plan.to_run or grid.cells)
     number = len(load_jobs(out_dir)) + 1
     # the job runs a snapshot of the grid, so editing the grid file after submitting
     # changes neither what a requeued task runs nor which shard owns which cell
