@@ -41,8 +41,12 @@ def resolve_device(spec: str) -> Any:
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise DeviceUnavailable(f"device {spec!r} requested but CUDA is not available on "
-                                    f"{socket.gethostname()}")
+            hidden = os.environ.get("CUDA_VISIBLE_DEVICES") == ""
+            raise DeviceUnavailable(
+                f"device {spec!r} requested but CUDA is not available on "
+                f"{socket.gethostname()}" + (" to this cell: a cell sees only the GPUs it "
+                                             "reserves; ask for gpus: 1 (or a fraction)"
+                                             if hidden else ""))
         index = int(spec.split(":")[1]) if ":" in spec else 0
         if index >= torch.cuda.device_count():
             raise DeviceUnavailable(f"device {spec!r} requested but only "

@@ -15,7 +15,7 @@ seeds: [0, 1]
 defaults: {timeout_s: 120}
 experiments:
   - problem: probe
-    params: {size: [10, 50]}
+    params: {size: 50}
     strategies:
       - probe
       - probe: {fail: [raise, nan, oom, crash]}
@@ -68,6 +68,10 @@ def test_ok_rows_are_complete(suite_runs, backend):
         assert (ok[col] >= 0).all() and ok[col].notna().all(), col
     assert (ok["device"] == "cpu").all()
     assert (ok["train_s"] <= ok["wall_s"]).all()
+    # where it ran: its cores (one, its own, where the harness places it) and no GPU
+    assert ok["cores"].notna().all() and (ok["gpu_ids"] == "").all()
+    if backend != "ray":
+        assert (ok["cores"].str.split(",").str.len() == 1).all()
     rfm = ok[ok["problem"] == "rfm"]
     assert rfm["test_mse"].notna().all() and rfm["lam"].notna().sum() == 2
     # every ok probe cell logged its 3 steps

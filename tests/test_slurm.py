@@ -144,32 +144,49 @@ def rank_process(job: str, rank: int, timeout: float = 60) -> int:
     raise AssertionError(f"no process of rank {rank} in job {job}")
 
 
-def test_mpi_mode_survives_a_lost_rank_and_records_only_its_cell_failed(write_grid,
-                                                                       tmp_path):
-    grid, out = write_grid(SLEEPY.replace("1.5", "4.0")), tmp_path / "lost"
+def busy_ranks(out: Path) -> bool:
+    return any("[" in p.read_text() and p.read_text().strip() != "[]"
+               for p in (out / "runs").glob("*.inflight.json"))
+
+
+def test_mpi_mode_survives_lost_ranks_and_every_cell_ends_with_a_row(write_grid, tmp_path):
+    """A lost rank costs only its cell while others live; once every worker rank is lost,
+    each cell not yet handed out still gets a row that names why."""
+    from harness.driver import plan_run
+    from harness.grid import load_grid
+
+    sleepy = SLEEPY.replace("1.5", "4.0").replace("6, 7]", "6, 7, 8, 9, 10, 11]")
+    grid, out = write_grid(sleepy), tmp_path / "lost"
     job = submit(str(grid), "--out", str(out), "--mode", "mpi", "--nodes", "2",
                  "--tasks-per-node", "2",
-                 env={"HARNESS_MPI_HEARTBEAT_S": "0.5", "HARNESS_MPI_LOST_S": "8"})
-    victim = rank_process(job, 2)
-    runs = out / "runs"
+                 env={"HARNESS_MPI_HEARTBEAT_S": "0.5", "HARNESS_MPI_LOST_S": "6"})
+    victims = {rank: rank_process(job, rank) for rank in (1, 2, 3)}
     deadline = time.time() + 120
-    while not any("[" in p.read_text() and p.read_text().strip() != "[]"
-                  for p in runs.glob("*.inflight.json")):
+    while not busy_ranks(out):
         assert time.time() < deadline, "no cell started"
         time.sleep(0.1)
     time.sleep(1.0)  # rank 2 is inside its first cell
-    os.kill(victim, 9)
+    os.kill(victims[2], 9)
+    while not any(s == "error" for s, _ in Store(out).latest_status().values()):
+        assert time.time() < deadline, "rank 2's loss was never recorded"
+        time.sleep(0.2)
+    time.sleep(1.0)  # ranks 1 and 3 are inside a cell
+    os.kill(victims[1], 9)
+    os.kill(victims[3], 9)
     wait_done(job, timeout=300)
     df = Store(out).cells()
-    assert len(df) == 8, logs(out)
-    lost = df[df["status"] != "ok"]
-    assert len(lost) == 1 and lost["error"].iloc[0].startswith("RankLost: MPI rank 2"), \
+    assert len(df) == 12, logs(out)  # every cell has a row
+    lost = df[df["status"] == "error"]
+    assert len(lost) == 3 and lost["error"].str.startswith("RankLost: MPI rank").all(), \
         df[["status", "error", "rank"]]
-    assert set(df[df["status"] == "ok"]["rank"]) == {1, 3}  # the others went on
-    retry = harness("run", str(grid), "--out", str(out), "--backend", "local",
-                    "--retry-failed", "--quiet")
-    assert retry.returncode == 0 and "ran 1 now" in retry.stdout, retry.stdout
-    assert (Store(out).cells()["status"] == "ok").all()
+    ok, unrun = df[df["status"] == "ok"], df[df["status"] == "skipped"]
+    assert len(ok) >= 2 and set(ok["rank"]) <= {1, 3}  # the others went on
+    assert len(unrun) >= 1 and unrun["error"].str.startswith(
+        "NoWorkers: every MPI worker rank (1, 2, 3) was lost").all(), unrun["error"]
+    # skipped cells run again by default, lost ranks' cells with --retry-failed
+    cells = load_grid(grid).cells
+    assert len(plan_run(cells, Store(out)).to_run) == len(unrun)
+    assert len(plan_run(cells, Store(out), retry_failed=True).to_run) == len(unrun) + 3
 
 
 def test_ray_mode_runs_cells_on_both_nodes(write_grid, tmp_path):

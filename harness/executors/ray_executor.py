@@ -36,11 +36,14 @@ _ACTOR_GONE = ("ActorDiedError", "RayActorError", "ActorUnavailableError")
 class CellActor:
     """The body of a Ray actor: one CellWorker, reused for every cell sent to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, sees_gpus: bool) -> None:
         import ray
 
         node = ray.get_runtime_context().get_node_id()[:8]
-        self.worker = CellWorker(f"ray-{node}-{os.getpid()}", backend="ray")
+        # an actor without GPUs hides them all from its cells, as local and mpi do (Ray
+        # itself leaves CUDA_VISIBLE_DEVICES unset there)
+        env = {} if sees_gpus else {"CUDA_VISIBLE_DEVICES": ""}
+        self.worker = CellWorker(f"ray-{node}-{os.getpid()}", backend="ray", env=env)
         self.worker.start()  # import torch while the driver sends the first cell
 
     def execute(self, cell: Cell) -> CellResult:
@@ -154,7 +157,7 @@ class RayExecutor(Executor):
             most = min(most, int(self._total_gpus // gpus))
         busy = sum(load[a] for a in actors)
         while queue and len(actors) < min(max(1, most), len(queue) + busy):
-            actor = actor_cls.options(num_cpus=cpus, num_gpus=gpus).remote()
+            actor = actor_cls.options(num_cpus=cpus, num_gpus=gpus).remote(gpus > 0)
             self._actors.add(actor)
             actors.append(actor)
             load[actor], shape_of[actor] = 0, shape
