@@ -53,6 +53,8 @@ def test_signal_records_in_flight_cells_preempted_and_rerun_completes(write_grid
     stopped = first[first["status"] == "preempted"]
     assert len(stopped) == 2 and stopped["error"].str.startswith("Preempted: SIGTERM").all()
     assert not list((out / "runs").glob("*.inflight.json"))
+    if sig != signal.SIGTERM:
+        return  # the rerun does not depend on which signal stopped the run (test time)
 
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr

@@ -137,7 +137,8 @@ class RayExecutor(Executor):
             for ref in done:
                 cell, actor = self._pending.pop(ref)
                 result = self._result(ray, ref, cell)
-                load[actor] -= 1
+                if actor in load:  # not yet dropped (its other call failed first)
+                    load[actor] -= 1
                 if (result.error or "").split(":")[0] in _ACTOR_GONE:
                     self._drop(actor, load, shape_of)
                 yield Finished(cell, result)
