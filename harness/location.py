@@ -1,9 +1,10 @@
-"""Where a cell runs: host, node, MPI rank and local rank, the GPUs it may see, and the ids
-a batch scheduler gives its job — the one place that reads them from the environment.
+"""Where a cell runs: host, node, the GPUs it may see (and their identities), and the ids a
+batch scheduler gives its job — the one place that reads them from the environment.
 
-The runner and the worker stamp every row with :func:`here`; the executors place workers
-with :func:`local_rank` and :func:`visible_gpus`; ``harness status`` matches in-flight
-cells to scheduler jobs by :data:`JOB_COLUMN`.
+The runner and the worker stamp every row with :func:`here`; the placement
+(harness/placement.py) reads a node's GPUs with :func:`visible_gpus` and
+:func:`gpu_keys`; ``harness status`` matches in-flight cells to scheduler jobs by
+:data:`JOB_COLUMN`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import subprocess
 
 # Column and manifest key of the scheduler job that ran a cell (the results schema's name).
 JOB_COLUMN = "slurm_job_id"
-# The launchers' variables for a process's index on its node: MPICH, Open MPI, srun.
-LOCAL_RANK_VARS = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID")
 
 
 def job_id() -> str | None:
@@ -43,14 +42,6 @@ def here() -> dict[str, str | None]:
     """``host``, ``node`` and the scheduler job of this process, as every row records
     them."""
     return {"host": socket.gethostname(), "node": node_name(), **job_fields()}
-
-
-def local_rank() -> int:
-    """This process's index among the ranks on its node (0 when no launcher says)."""
-    for var in LOCAL_RANK_VARS:
-        if os.environ.get(var, "").isdigit():
-            return int(os.environ[var])
-    return 0
 
 
 def gpu_keys(ids: list[str]) -> list[str]:

@@ -1,6 +1,6 @@
 """A supervised worker process that runs cells one at a time, killable per cell.
 
-Every executor (local pool, Ray task, MPI rank) runs cells through a :class:`CellWorker`:
+Every executor (local pool, Ray actor, MPI rank) runs cells through a :class:`CellWorker`:
 a child Python process (``python -m harness.worker``) that has already imported torch and
 the plug-ins, fed cells over a pipe. The supervisor enforces each cell's ``timeout_s`` by
 killing the child's whole process group, turns a crash of the child into a result, and
