@@ -276,8 +276,8 @@ class Store:
             if shard is not None:
                 files = [p for p in files if p.name.startswith(f"part-{owner}-")]
             unmerged = [unmerged] if len(unmerged) else []
-            if len(files) + len(unmerged) <= 1:
-                continue
+            if not unmerged and len(files) <= 1:
+                continue  # already one file (journal rows are always written out)
             table = _read(files, schema, unmerged)
             table = table.sort_by([("cell_id", "ascending"), ("attempt", "ascending")])
             write_atomic(table, folder / self._part_name(owner))

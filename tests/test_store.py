@@ -93,6 +93,21 @@ def test_interrupted_merge_leaves_no_duplicates(filled):
     assert not list((store.out / "journal").glob("*.jsonl"))
 
 
+def test_a_killed_shards_journal_is_merged_by_the_next_full_compaction(tmp_path):
+    cells = parse_grid(GRID).cells
+    store = Store(tmp_path / "out")
+    store.create()
+    store.open_journal("r1", shard="1/2")
+    for cell in cells:
+        fake_attempt(store, cell, 1)
+    store.close()  # killed: its journal was never merged
+    assert list((store.out / "journal").glob("shard-1-of-2.r1.*.jsonl"))
+    Store(store.out).compact()
+    assert not list((store.out / "journal").glob("*.jsonl"))
+    assert len(pd.read_parquet(store.cells_dir)) == 3
+    assert len(pd.read_parquet(store.history_dir)) == 9
+
+
 def test_a_torn_last_journal_line_is_ignored_and_records_are_small(filled):
     store, _ = filled
     store.close()
