@@ -148,6 +148,19 @@ class Allocator:
         return tuple(whole) if len(whole) >= round(want) else None
 
 
+def first_fitting(todo: list[Cell], alloc: Allocator, prefer: Placement | None,
+                  allowed: Iterable[str] | None = None) -> tuple[Cell, Placement] | None:
+    """Take the first cell of ``todo`` (grid order) whose resources are free now, with its
+    placement; None when none fits until something finishes. ``prefer`` and ``allowed``:
+    as :meth:`Allocator.take`."""
+    for i, cell in enumerate(todo):
+        where = alloc.take(cell.resources, prefer, allowed)
+        if where is not None:
+            del todo[i]
+            return cell, where
+    return None
+
+
 def pin_process(cores: tuple[int, ...]) -> None:
     """Pin this process, every thread it has now and every one it starts later, to
     ``cores`` (Linux; a no-op elsewhere). ``sched_setaffinity(0)`` alone would move only

@@ -36,7 +36,9 @@ from .schema import HISTORY_SCHEMA, cells_schema
 
 T = TypeVar("T")
 CELLS, HISTORY = "cells", "history"
-FLUSH_RECORDS, FLUSH_S = 10_000, 60.0  # a journal segment is merged into Parquet after
+KEY_ORDER = [("cell_id", "ascending"), ("attempt", "ascending")]  # of rows in a part file
+# a journal segment is merged into Parquet after this many attempts or seconds
+FLUSH_RECORDS, FLUSH_S = 10_000, 60.0
 _TMP_PREFIX = "."  # pyarrow.dataset and DuckDB's *.parquet globs skip these
 
 
@@ -62,9 +64,7 @@ def _keys(path: Path) -> set[tuple[str, int]]:
     match = _ATTEMPT_FILE.match(path.name)
     if match:
         return {(match["cell"], int(match["attempt"]))}
-    t = pq.read_table(path, columns=["cell_id", "attempt"])
-    return set(zip(t.column("cell_id").to_pylist(), t.column("attempt").to_pylist(),
-                   strict=True))
+    return set(_key_pairs(pq.read_table(path, columns=["cell_id", "attempt"])))
 
 
 def _reading(read: Callable[[], T]) -> T:
@@ -92,7 +92,7 @@ def _read(files: list[Path], schema: pa.Schema, unmerged: list[pa.Table] = ()) -
     clash = False
     sources = [*sorted(files, key=lambda p: not p.name.startswith("part-")), *unmerged]
     for source in sources:
-        keys = _keys(source) if isinstance(source, Path) else _table_keys(source)
+        keys = _keys(source) if isinstance(source, Path) else set(_key_pairs(source))
         clash |= not seen.isdisjoint(keys)
         owned.append((source, keys - seen))
         seen |= keys
@@ -104,15 +104,15 @@ def _read(files: list[Path], schema: pa.Schema, unmerged: list[pa.Table] = ()) -
     for source, keys in owned:
         part = (ds.dataset(str(source), format="parquet", schema=schema).to_table()
                 if isinstance(source, Path) else _align(source, schema))
-        pairs = zip(part.column("cell_id").to_pylist(), part.column("attempt").to_pylist(),
-                    strict=True)
-        parts.append(part.filter(pa.array([pair in keys for pair in pairs], pa.bool_())))
+        parts.append(part.filter(pa.array([pair in keys for pair in _key_pairs(part)],
+                                          pa.bool_())))
     return pa.concat_tables(parts)
 
 
-def _table_keys(table: pa.Table) -> set[tuple[str, int]]:
-    return set(zip(table.column("cell_id").to_pylist(), table.column("attempt").to_pylist(),
-                   strict=True))
+def _key_pairs(table: pa.Table) -> list[tuple[str, int]]:
+    """The (cell_id, attempt) of each row of ``table``."""
+    return list(zip(table.column("cell_id").to_pylist(), table.column("attempt").to_pylist(),
+                    strict=True))
 
 
 def _align(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -246,19 +246,15 @@ class Store:
     def merge_journal(self) -> None:
         """Turn this writer's journal segments (its owner's: a killed run's too) into one
         Parquet part file per folder, then delete them; safe to interrupt at any point."""
-        if self._segment is not None:
-            self._segment.close()
-            self._segment = None
+        self.close()
         segs = journal.segments(self.out, self._owner)
         if not segs:
             return
         cells, history = self._journal_tables(segs)
         name = self._part_name(self._owner)
         if len(history):
-            write_atomic(history.sort_by([("cell_id", "ascending"), ("attempt", "ascending")]),
-                         self.history_dir / name)
-        write_atomic(cells.sort_by([("cell_id", "ascending"), ("attempt", "ascending")]),
-                     self.cells_dir / name)
+            write_atomic(history.sort_by(KEY_ORDER), self.history_dir / name)
+        write_atomic(cells.sort_by(KEY_ORDER), self.cells_dir / name)
         for p in segs:
             p.unlink()
 
@@ -279,7 +275,7 @@ class Store:
             if not unmerged and len(files) <= 1:
                 continue  # already one file (journal rows are always written out)
             table = _read(files, schema, unmerged)
-            table = table.sort_by([("cell_id", "ascending"), ("attempt", "ascending")])
+            table = table.sort_by(KEY_ORDER)
             write_atomic(table, folder / self._part_name(owner))
             for p in files:
                 p.unlink()

@@ -8,10 +8,11 @@ grid, timeouts and failures captured, interruption safe.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from ..cell import Cell
+from ..cell import Cell, Resources
+from ..placement import skipped_too_large
 from ..result import CellResult
 
 
@@ -31,6 +32,22 @@ class Finished:
 
 
 Event = Started | Finished
+
+
+def set_aside_too_large(cells: Sequence[Cell], reason: Callable[[Resources], str | None],
+                        backend: str) -> tuple[list[Cell], list[Event]]:
+    """``cells`` split into those a node can hold (in order) and the events that record each
+    of the others ``skipped`` with ``reason``'s text (``placement.too_large`` for the
+    backend's nodes)."""
+    fit: list[Cell] = []
+    events: list[Event] = []
+    for cell in cells:
+        why = reason(cell.resources)
+        if why:
+            events += [Started(cell), Finished(cell, skipped_too_large(cell, why, backend))]
+        else:
+            fit.append(cell)
+    return fit, events
 
 
 class Executor(ABC):

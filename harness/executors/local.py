@@ -11,27 +11,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..cell import Cell
-from ..placement import Allocator, Node, Placement, skipped_too_large, too_large
+from ..placement import Allocator, Node, Placement, first_fitting, too_large
 from ..result import CellResult
 from ..worker import CellWorker
-from .base import Event, Executor, Finished, Started
-
-
-def first_fitting(todo: list[Cell], alloc: Allocator, prefer: Placement | None,
-                  allowed: Iterable[str] | None = None) -> tuple[Cell, Placement] | None:
-    """Take the first cell of ``todo`` (grid order) whose resources are free now, with its
-    placement; None when none fits until something finishes. ``prefer`` and ``allowed``:
-    as :meth:`Allocator.take`."""
-    for i, cell in enumerate(todo):
-        where = alloc.take(cell.resources, prefer, allowed)
-        if where is not None:
-            del todo[i]
-            return cell, where
-    return None
+from .base import Event, Executor, Finished, Started, set_aside_too_large
 
 
 class LocalExecutor(Executor):
@@ -57,14 +44,10 @@ class LocalExecutor(Executor):
             self._pool.append(worker)
 
     def run(self, cells: Sequence[Cell]) -> Iterator[Event]:
-        todo: list[Cell] = []
-        for cell in cells:
-            reason = too_large(cell.resources, len(self.node.cores), len(self.node.gpus))
-            if reason:
-                yield Started(cell)
-                yield Finished(cell, skipped_too_large(cell, reason, self.name))
-            else:
-                todo.append(cell)
+        cores, gpus = len(self.node.cores), len(self.node.gpus)
+        todo, skipped = set_aside_too_large(cells, lambda r: too_large(r, cores, gpus),
+                                            self.name)
+        yield from skipped
         if not todo:
             return
         self._make_workers(min(self.workers, len(todo)))

@@ -38,10 +38,10 @@ from typing import Any, ClassVar
 from ..cell import Cell
 from ..errors import InputError
 from ..location import gpu_keys, node_name, visible_gpus
-from ..placement import Allocator, Node, Placement, skipped_too_large, too_large, usable_cores
+from ..placement import Allocator, Node, Placement, too_large, usable_cores
 from ..result import ERROR, SKIPPED, CellResult
 from ..worker import CellWorker
-from .base import Event, Executor, Finished, Started
+from .base import Event, Executor, Finished, Started, set_aside_too_large
 from .mpi_placement import Hello, RankPlacer
 
 TAG_CELL, TAG_RESULT, TAG_STOP, TAG_HEARTBEAT, TAG_HELLO = 1, 2, 3, 4, 5
@@ -221,14 +221,8 @@ class MPIExecutor(Executor):
             yield from self._unplaced(list(cells))
             return
         placer = RankPlacer(live)
-        todo: list[Cell] = []
-        for cell in cells:
-            reason = placer.too_large(cell.resources)
-            if reason:
-                yield Started(cell)
-                yield Finished(cell, skipped_too_large(cell, reason, self.name))
-            else:
-                todo.append(cell)
+        todo, skipped = set_aside_too_large(cells, placer.too_large, self.name)
+        yield from skipped
         busy: dict[int, tuple[Cell, Placement]] = {}
         last: dict[int, Placement] = {}
         silence, beat_s, last_beat = lost_after_s(), _heartbeat_s(), time.monotonic()
@@ -323,12 +317,11 @@ class MPIExecutor(Executor):
         """One rank: run the cells one after another on this node, placed as anywhere."""
         self._local = _cell_worker(0, self.log_dir)
         node = Node.here()
-        for cell in cells:
+        todo, skipped = set_aside_too_large(
+            cells, lambda r: too_large(r, len(node.cores), len(node.gpus)), self.name)
+        yield from skipped
+        for cell in todo:
             yield Started(cell)
-            reason = too_large(cell.resources, len(node.cores), len(node.gpus))
-            if reason:
-                yield Finished(cell, skipped_too_large(cell, reason, self.name))
-                continue
             result = self._local.execute(cell, Allocator(node).take(cell.resources))
             result.rank = 0
             yield Finished(cell, result)

@@ -8,8 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 
 from ..cell import Cell, Resources
-from ..placement import Allocator, Node, Placement, too_large
-from .local import first_fitting
+from ..placement import Allocator, Node, Placement, first_fitting, too_large
 
 
 @dataclass(frozen=True)

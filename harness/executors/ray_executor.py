@@ -23,10 +23,10 @@ from typing import Any
 
 from .. import registry
 from ..cell import Cell
-from ..placement import skipped_too_large, too_large
+from ..placement import too_large
 from ..result import ERROR, OOM, CellResult
 from ..worker import CellWorker
-from .base import Event, Executor, Finished, Started
+from .base import Event, Executor, Finished, Started, set_aside_too_large
 
 NODE_WAIT_S = 300.0
 Shape = tuple[int, float]  # (cpus, gpus) of a cell, and of the actors that run it
@@ -116,15 +116,13 @@ class RayExecutor(Executor):
     def run(self, cells: Sequence[Cell]) -> Iterator[Event]:
         ray = self._connect()
         actor_cls = ray.remote(max_restarts=0)(CellActor)
+        todo, skipped = set_aside_too_large(
+            cells, lambda r: too_large(r, self._node_cpus, self._node_gpus,
+                                       "the largest Ray node"), self.name)
+        yield from skipped
         waiting: dict[Shape, deque[Cell]] = defaultdict(deque)
-        for cell in cells:
-            reason = too_large(cell.resources, self._node_cpus, self._node_gpus,
-                               "the largest Ray node")
-            if reason:
-                yield Started(cell)
-                yield Finished(cell, skipped_too_large(cell, reason, self.name))
-            else:
-                waiting[(cell.resources.cpus, cell.resources.gpus)].append(cell)
+        for cell in todo:
+            waiting[(cell.resources.cpus, cell.resources.gpus)].append(cell)
         load: dict[Any, int] = {}  # actor → calls in flight on it
         shape_of: dict[Any, Shape] = {}
         while waiting or self._pending:
