@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 
+from . import stopping
 from .errors import InputError, Preempted
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_PREEMPTED = 0, 1, 2, 130, 143
@@ -167,35 +167,52 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``harness`` console script."""
+    """Entry point of the ``harness`` console script. The stop signals are taken first and
+    kept to the last line (:mod:`harness.stopping`): SIGTERM or SIGUSR1 at any moment ends
+    the command with exit code 143, Ctrl-C with 130, after what was finished is saved."""
+    stopping.install()
+    command = None
     try:
-        args = build_parser().parse_args(argv)
-        if args.version:
-            from .provenance import DISTRIBUTION, package_version
-
-            print(package_version(DISTRIBUTION))
-            return EXIT_OK
-        if args.command is None:
-            build_parser().print_help()
-            return EXIT_INPUT
-        return {"run": cmd_run, "submit": cmd_submit, "status": cmd_status,
-                "cancel": cmd_cancel, "report": cmd_report, "list": cmd_list,
-         "schema": cmd_schema, "compare": cmd_compare}[args.command](args)
+        with stopping.interruptible():  # until a driver defers the signal to a safe point
+            args = build_parser().parse_args(argv)
+            command = args.command
+            code = _dispatch(args)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
-        return EXIT_INPUT
-    except Preempted:
-        print("\nstopped by SIGTERM/SIGUSR1: every finished cell is saved, the cells in flight "
-              "are recorded 'preempted'; run the same command again to continue",
-              file=sys.stderr)
-        return EXIT_PREEMPTED
+        code = EXIT_INPUT
+    except Preempted as stop:
+        code = _stopped(command, stop.args[0] if stop.args else "SIGTERM")
     except BrokenPipeError:  # e.g. `harness status DIR --cells | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        code = EXIT_OK
     except KeyboardInterrupt:
-        print("\ninterrupted: every finished cell is saved; run the same command again to "
-              "continue", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        code = _stopped(command, "SIGINT")
+    late = stopping.finish()  # after a finished command, a signal still decides the exit
+    if late is not None and code not in (EXIT_INTERRUPTED, EXIT_PREEMPTED):
+        code = _stopped(command, late.name)
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.version:
+        from .provenance import DISTRIBUTION, package_version
+
+        print(package_version(DISTRIBUTION))
+        return EXIT_OK
+    if args.command is None:
+        build_parser().print_help()
+        return EXIT_INPUT
+    return {"run": cmd_run, "submit": cmd_submit, "status": cmd_status,
+            "cancel": cmd_cancel, "report": cmd_report, "list": cmd_list,
+            "schema": cmd_schema, "compare": cmd_compare}[args.command](args)
+
+
+def _stopped(command: str | None, signal_name: str) -> int:
+    """Say how a stop signal ended ``command``; its exit code (130 Ctrl-C, 143 otherwise)."""
+    saved = (": every finished cell is saved, the cells in flight are recorded 'preempted'; "
+             "run the same command again to continue") if command == "run" else ""
+    print(f"\nstopped by {signal_name}{saved}", file=sys.stderr)
+    return EXIT_INTERRUPTED if signal_name == "SIGINT" else EXIT_PREEMPTED
 
 
 def _output_folder(path: str, *, must_exist: bool) -> Path:
@@ -218,7 +235,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                          f"MPI ranks (mpiexec -n N) are the workers", file="harness run")
 
     if comm().Get_rank() != 0:  # a worker rank: run what rank 0 hands out
-        return serve(Path(args.out) / "logs" if Path(args.out).is_dir() else None)
+        try:
+            return serve(Path(args.out) / "logs" if Path(args.out).is_dir() else None)
+        except Preempted:  # rank 0 records the cell this rank had and says so
+            return EXIT_PREEMPTED
     try:
         code = _run(args)
     finally:
@@ -245,15 +265,6 @@ def _run(args: argparse.Namespace) -> int:
 
     from .driver import run_grid
 
-    def on_stop(signum, frame):
-        # Once: Slurm signals every process of the job and the job script passes the
-        # signal on too; a second one must not interrupt the recording of the first.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-        raise Preempted(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGUSR1, on_stop)
     summary = run_grid(grid, out, backend=args.backend, workers=args.workers,
                        address=args.address, retry_failed=args.retry_failed, force=args.force,
                        progress=False if args.quiet else None, shard=shard)
@@ -263,6 +274,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{what} cells ({counts}); ran {summary.ran} now; "
           f"results in {summary.out}")
     _print_failures(summary.failures)
+    stopping.pause_point("exit")
     return EXIT_OK if summary.all_ok else EXIT_FAILED
 
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import atomic, location
+from . import atomic, location, stopping
 from .cell import SCHEMA_VERSION, Cell
 from .errors import Preempted
 from .executors import DEFAULT_BACKEND, Finished, make_executor
@@ -114,85 +114,121 @@ def run_grid(
 ) -> RunSummary:
     """Run ``grid`` (only ``shard``'s cells if given) into ``out`` and return the summary.
     ``progress``: None draws a bar on a terminal and log lines otherwise; False prints
-    nothing."""
-    store = Store(out)
-    run_id = new_run_id()
-    cells = shard.select(grid.cells) if shard else grid.cells
-    with store.lock(str(shard) if shard else None):
+    nothing. Under the CLI a stop signal takes effect only where stopping is safe
+    (:mod:`harness.stopping`): before any cell starts, while the executor waits for its
+    cells, or during the merge of the results."""
+    with stopping.deferred():
+        store = Store(out)
+        cells = shard.select(grid.cells) if shard else grid.cells
+        with store.lock(str(shard) if shard else None):
+            run = _Run(grid, store, cells, shard, backend=backend, workers=workers,
+                       address=address, retry_failed=retry_failed, force=force)
+            run.execute(progress)
+        return run.summary()
+
+
+class _Run:
+    """One run of the driver over an output folder it has locked: what it plans, what it
+    has in flight, what it wrote, and its manifest ``runs/<run_id>.json``."""
+
+    def __init__(self, grid: Grid, store: Store, cells: Sequence[Cell], shard: Shard | None,
+                 *, backend: str, workers: int | None, address: str | None,
+                 retry_failed: bool, force: bool):
+        self.grid, self.store, self.cells, self.shard = grid, store, cells, shard
+        self.backend, self.workers, self.address = backend, workers, address
+        self.run_id = new_run_id()
         store.create()
-        store.open_journal(run_id, str(shard) if shard else None)
-        plan = plan_run(cells, store, retry_failed=retry_failed, force=force)
-        prov = run_provenance()
-        info: dict[str, Any] = {
-            "run_id": run_id, "grid": grid.name, "grid_file": grid.path,
+        store.open_journal(self.run_id, self._shard_text)
+        self.plan = plan_run(cells, store, retry_failed=retry_failed, force=force)
+        self.provenance = run_provenance()
+        self.info: dict[str, Any] = {
+            "run_id": self.run_id, "grid": grid.name, "grid_file": grid.path,
             "schema_version": SCHEMA_VERSION, "backend": backend, "workers": workers,
             "address": address, "retry_failed": retry_failed, "force": force,
-            "shard": str(shard) if shard else None, **location.job_fields(),
+            "shard": self._shard_text, **location.job_fields(),
             "started_at": datetime.now(UTC).isoformat(), "cells_in_grid": len(grid.cells),
-            "cells_to_run": len(plan.to_run), "already_ok": len(plan.already_ok),
-            "kept_failed": len(plan.kept_failed), "driver": store.holder_name(), **prov,
+            "cells_to_run": len(self.plan.to_run), "already_ok": len(self.plan.already_ok),
+            "kept_failed": len(self.plan.kept_failed), "driver": store.holder_name(),
+            **self.provenance,
         }
-        _write_manifest(store, grid, run_id, info)
-        swept = grid.swept
-        bar = Progress(len(plan.to_run), label=lambda c: c.label(swept)) if (
-            progress is not False and plan.to_run) else None
-        results: dict[str, CellResult] = {}
-        inflight: dict[str, tuple[Cell, datetime]] = {}
-        track = inflight_path(store.out, run_id)
+        _write_manifest(store, grid, self.run_id, self.info)
+        self.results: dict[str, CellResult] = {}
+        self.inflight: dict[str, tuple[Cell, datetime]] = {}
+        self.track = inflight_path(store.out, self.run_id)
 
-        def write(cell: Cell, result: CellResult) -> None:
-            attempt = plan.attempts[cell.cell_id]
-            store.write_attempt(
-                cell_row(cell, result, attempt=attempt, run_id=run_id, provenance=prov),
-                history_rows(cell, result, attempt=attempt))
-            results[cell.cell_id] = result
+    @property
+    def _shard_text(self) -> str | None:
+        return str(self.shard) if self.shard else None
 
+    def execute(self, progress: bool | None) -> None:
+        """Run the planned cells and merge the results; on a stop, record the cells in
+        flight ``preempted`` and re-raise. The manifest is completed on any exit."""
+        swept = self.grid.swept
+        bar = Progress(len(self.plan.to_run), label=lambda c: c.label(swept)) if (
+            progress is not False and self.plan.to_run) else None
         try:
-            if plan.to_run:
-                with make_executor(backend, workers=workers, address=address,
-                                   log_dir=store.out / "logs") as executor:
-                    for event in executor.run(plan.to_run):
-                        cell = event.cell
-                        if not isinstance(event, Finished):
-                            inflight[cell.cell_id] = (cell, datetime.now(UTC))
-                            _write_json(track, sorted(inflight))
-                            if bar:
-                                bar.started(cell)
-                            continue
-                        # Off the in-flight list before the write: a stop in between
-                        # leaves the cell unrecorded (rerun), never recorded twice.
-                        inflight.pop(cell.cell_id, None)
-                        write(cell, event.result)
-                        _write_json(track, sorted(inflight))
-                        if event.result.traceback:
-                            _log_failure(store, cell, event.result)
-                        if bar:
-                            bar.finished(cell, event.result)
-            store.compact(str(shard) if shard else None)
+            stopping.pause_point("startup")
+            stopping.checkpoint()  # a stop during start-up ends the run before any cell
+            if self.plan.to_run:
+                self._run_cells(bar)
+            with stopping.interruptible():  # the merge is safe to stop anywhere
+                self.store.merge_journal()
+                stopping.pause_point("merge")
+                self.store.compact(self._shard_text)
         except (KeyboardInterrupt, Preempted) as stop:
             # The executor is closed by now (its workers killed): record what they ran.
-            why = "SIGTERM/SIGUSR1 (preemption, time limit or scancel)" if isinstance(
-                stop, Preempted) else "interrupted (Ctrl-C)"
-            for cell, started in inflight.values():
-                write(cell, _preempted(cell, started, backend, why))
-            info["stopped"] = why
+            why = (f"{stop.args[0] if stop.args else 'SIGTERM'} (preemption, time limit or "
+                   "scancel)" if isinstance(stop, Preempted) else "interrupted (Ctrl-C)")
+            for cell, started in self.inflight.values():
+                self._write(cell, _preempted(cell, started, self.backend, why))
+            self.info["stopped"] = why
             raise
         finally:
-            store.close()
+            self.store.close()
             if bar:
                 bar.close()
-            track.unlink(missing_ok=True)
-            info["finished_at"] = datetime.now(UTC).isoformat()
-            info["cells_finished"] = len(results)
-            _write_manifest(store, grid, run_id, info)
-    latest = store.latest_status()
-    status = {c.cell_id: latest.get(c.cell_id, ("missing", 0))[0] for c in cells}
-    counts = Counter(status.values())
-    not_ok = [c for c in cells if status[c.cell_id] != OK]
-    errors = _errors(store) if not_ok else {}
-    failures = [(c, status[c.cell_id], errors.get(c.cell_id, "")) for c in not_ok]
-    return RunSummary(out=store.out, run_id=run_id, ran=len(results), counts=counts,
-                      failures=failures)
+            self.track.unlink(missing_ok=True)
+            self.info["finished_at"] = datetime.now(UTC).isoformat()
+            self.info["cells_finished"] = len(self.results)
+            _write_manifest(self.store, self.grid, self.run_id, self.info)
+
+    def _run_cells(self, bar: Progress | None) -> None:
+        with make_executor(self.backend, workers=self.workers, address=self.address,
+                           log_dir=self.store.out / "logs") as executor:
+            for event in executor.run(self.plan.to_run):
+                cell = event.cell
+                if not isinstance(event, Finished):
+                    self.inflight[cell.cell_id] = (cell, datetime.now(UTC))
+                    _write_json(self.track, sorted(self.inflight))
+                    if bar:
+                        bar.started(cell)
+                    continue
+                # A stop cannot fall between these two lines (deferred): the cell is
+                # either in flight (then recorded preempted) or written.
+                self.inflight.pop(cell.cell_id, None)
+                self._write(cell, event.result)
+                _write_json(self.track, sorted(self.inflight))
+                if event.result.traceback:
+                    _log_failure(self.store, cell, event.result)
+                if bar:
+                    bar.finished(cell, event.result)
+
+    def _write(self, cell: Cell, result: CellResult) -> None:
+        attempt = self.plan.attempts[cell.cell_id]
+        self.store.write_attempt(
+            cell_row(cell, result, attempt=attempt, run_id=self.run_id,
+                     provenance=self.provenance),
+            history_rows(cell, result, attempt=attempt))
+        self.results[cell.cell_id] = result
+
+    def summary(self) -> RunSummary:
+        latest = self.store.latest_status()
+        status = {c.cell_id: latest.get(c.cell_id, ("missing", 0))[0] for c in self.cells}
+        not_ok = [c for c in self.cells if status[c.cell_id] != OK]
+        errors = _errors(self.store) if not_ok else {}
+        failures = [(c, status[c.cell_id], errors.get(c.cell_id, "")) for c in not_ok]
+        return RunSummary(out=self.store.out, run_id=self.run_id, ran=len(self.results),
+                          counts=Counter(status.values()), failures=failures)
 
 
 def _preempted(cell: Cell, started: datetime, backend: str, why: str) -> CellResult:

@@ -1,4 +1,5 @@
-"""``probe``: a strategy that does what it is told (work, sleep, fail) for backend checks."""
+"""``probe``: a strategy that does what it is told (work, sleep, wait, fail) for backend
+checks."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ class ProbeStrategy(Strategy):
         "spin_s": Param(float, 0.0, "seconds to keep a CPU busy while training", low=0),
         "steps": Param(int, 3, "training steps, each logged to the history", low=0),
         "scale": Param(float, 0.5, "factor applied to the vector at each step"),
+        "wait_for": Param(str, "", "a file: the cell waits until it exists (holds a cell in "
+                          "flight until a test or an operator releases it; empty: no wait)"),
     }
     metrics: ClassVar[dict[str, Metric]] = {
         "probe_steps": Metric(int, "steps taken"),
@@ -49,6 +52,8 @@ class ProbeStrategy(Strategy):
             time.sleep(p["sleep_s"])
         if p["spin_s"]:
             spin(p["spin_s"])
+        while p["wait_for"] and not os.path.exists(p["wait_for"]):
+            time.sleep(0.02)
         fail = p["fail"]
         if fail == "raise":
             raise ValueError("probe asked to fail")

@@ -1,17 +1,24 @@
-"""Shared fixtures: grid files, a session-wide embedded Ray, and CLI helpers."""
+"""Shared fixtures: grid files, a session-wide embedded Ray, CLI helpers, and the means to
+wait for a state (a cell held in flight, rows written) instead of sleeping and hoping."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = [sys.executable, "-m", "harness.cli"]
+# A bound on waiting for a state that takes seconds on an idle machine: far above its time
+# on a slow or busy one, so that reaching it only says something is broken.
+WAIT_S = 300
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -47,3 +54,46 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.Co
     """Run ``harness ARGS`` in a subprocess; returns the completed process (text)."""
     return subprocess.run([*HARNESS, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def held_grid(release: Path, quick: int = 2, held: int = 2, name: str = "held") -> str:
+    """Grid text: ``quick`` probe cells that finish at once, then ``held`` probe cells that
+    stay in flight until the file ``release`` exists (the probe's ``wait_for``)."""
+    quick_cells = f"""
+  - problem: probe
+    params: {{size: 10}}
+    seeds: {list(range(quick))}
+    strategies: [probe]""" if quick else ""
+    return f"""name: {name}
+experiments:{quick_cells}
+  - problem: probe
+    params: {{size: 10}}
+    seeds: {list(range(held))}
+    strategies:
+      - probe: {{wait_for: "{release}"}}
+"""
+
+
+def wait_until(what: str, ready: Callable[[], bool],
+               proc: subprocess.Popen | None = None) -> None:
+    """Poll ``ready()`` until it is true; fail after ``WAIT_S`` seconds, or at once if
+    ``proc`` ended first (with its stderr)."""
+    deadline = time.monotonic() + WAIT_S
+    while not ready():
+        if proc is not None and proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            pytest.fail(f"the run ended (exit {proc.returncode}) before {what}: {err}")
+        assert time.monotonic() < deadline, f"not {what} after {WAIT_S} s"
+        time.sleep(0.05)
+
+
+def in_flight(out: Path) -> list[str]:
+    """The cell ids the runs of folder ``out`` have in flight now (their
+    ``runs/*.inflight.json``)."""
+    ids: list[str] = []
+    for path in (out / "runs").glob("*.inflight.json"):
+        try:
+            ids += json.loads(path.read_text())
+        except (json.JSONDecodeError, FileNotFoundError):  # replaced or removed meanwhile
+            continue
+    return sorted(ids)

@@ -4,11 +4,10 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 
 from harness.store import Store, load_cells, load_history
 
-from .conftest import HARNESS, ROOT, run_cli
+from .conftest import HARNESS, ROOT, WAIT_S, held_grid, in_flight, run_cli, wait_until
 
 SMALL = """
 name: small
@@ -87,57 +86,44 @@ def test_failed_cells_exit_1_and_are_listed(write_grid, tmp_path):
     assert "probe asked to fail" in (out / "logs" / "failures.log").read_text()
 
 
-SLEEPY = """
-name: sleepy
-seeds: [0, 1, 2, 3, 4, 5, 6, 7]
-experiments:
-  - problem: probe
-    strategies:
-      - probe: {sleep_s: 1.5}
-"""
-
-
 def test_kill_9_then_rerun_completes_without_loss_or_duplicates(write_grid, tmp_path):
-    grid, out = write_grid(SLEEPY), tmp_path / "out"
+    release, out = tmp_path / "go", tmp_path / "out"
+    grid = write_grid(held_grid(release, quick=3, held=3))
     cmd = [*HARNESS, "run", str(grid), "--out", str(out)]  # the default backend: Ray
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while time.time() < deadline and len(Store(out).latest_status()) < 3:
-        time.sleep(0.2)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    wait_until("3 cells written and the held ones in flight",
+               lambda: len(Store(out).latest_status()) == 3 and in_flight(out), proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     finished = set(Store(out).latest_status())  # from the journal the killed run left
-    assert 3 <= len(finished) < 8 and list((out / "journal").glob("*.jsonl"))
-    assert len(load_cells(out)) == len(finished) and len(load_history(out)) > 0
-    rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert len(finished) == 3 and list((out / "journal").glob("*.jsonl"))
+    assert len(load_cells(out)) == 3 and len(load_history(out)) > 0
+    release.touch()
+    rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=WAIT_S)
     assert rerun.returncode == 0, rerun.stderr
     df = load_cells(out)
-    assert len(df) == 8 and df["cell_id"].is_unique and (df["status"] == "ok").all()
+    assert len(df) == 6 and df["cell_id"].is_unique and (df["status"] == "ok").all()
     kept = df[df["cell_id"].isin(finished)]
     assert (kept["attempt"] == 1).all()  # finished cells were not run again
 
 
 def test_kill_9_outside_slurm_leaves_no_cell_running(write_grid, tmp_path):
-    grid, out = write_grid(SLEEPY), tmp_path / "out"
+    release, out = tmp_path / "go", tmp_path / "out"
+    grid = write_grid(held_grid(release, quick=0, held=2))
     cmd = [*HARNESS, "run", str(grid), "--out", str(out), "--backend", "local", "--workers",
            "2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        deadline = time.time() + 120
-        running: list[str] = []
-        while time.time() < deadline and not running:
-            time.sleep(0.3)
-            if (out / "grid.yaml").exists():
-                lines = run_cli("status", str(out), "--cells").stdout.splitlines()
-                running = [line for line in lines if " running " in line]
-        assert running, "the run never showed a running cell"
+        wait_until("both cells in flight", lambda: len(in_flight(out)) == 2, proc)
+        lines = run_cli("status", str(out), "--cells").stdout.splitlines()
+        assert len([line for line in lines if " running " in line]) == 2, lines
         os.kill(proc.pid, signal.SIGKILL)  # the driver only, as an OOM killer would
         proc.wait()
         lines = run_cli("status", str(out), "--cells").stdout.splitlines()
         assert not [line for line in lines if " running " in line], lines
-        assert any(" not run " in line for line in lines), lines
+        assert len([line for line in lines if " not run " in line]) == 2, lines
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # the orphaned workers

@@ -58,11 +58,13 @@ def test_two_backends_give_identical_quality_and_exit_0(base, tmp_path, ray_sess
 def test_a_run_slowed_by_load_is_a_regression(base, tmp_path):
     grid, out = base
     new = tmp_path / "loaded"
-    # one busy loop pinned to each core: the cells are pinned too (placement), so an
-    # unpinned load could leave one core, and the cells on it, undisturbed
+    # two busy loops pinned to each core: the cells are pinned too (placement), so an
+    # unpinned load could leave one core, and the cells on it, undisturbed. Two per core
+    # leave a cell a third of its core at most, a clear slow-down whatever else this
+    # machine runs at the same time (other work slows the base run as much).
     spin = "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass"
     spinners = [subprocess.Popen([sys.executable, "-c", spin, str(core)])
-                for core in sorted(os.sched_getaffinity(0))]
+                for core in sorted(os.sched_getaffinity(0)) for _ in range(2)]
     try:
         proc = run_cli("run", str(grid), "--out", str(new), "--backend", "local",
                        "--workers", "2")

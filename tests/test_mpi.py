@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, WAIT_S
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 HARNESS = Path(sys.executable).parent / "harness"
@@ -33,7 +33,7 @@ experiments:
 """
 
 
-def mpirun(n, *args, timeout=180):
+def mpirun(n, *args, timeout=WAIT_S):
     return subprocess.run([str(MPIEXEC), "-n", str(n), str(HARNESS), *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -64,7 +64,7 @@ def test_same_metrics_as_the_local_backend(mpi_run, tmp_path):
     _, grid, _, df = mpi_run
     local = subprocess.run([str(HARNESS), "run", str(grid), "--out", str(tmp_path / "l"),
                             "--backend", "local", "--workers", "2", "--quiet"],
-                           cwd=ROOT, capture_output=True, text=True, timeout=180)
+                           cwd=ROOT, capture_output=True, text=True, timeout=WAIT_S)
     assert local.returncode == 1, local.stderr
     ldf = pd.read_parquet(tmp_path / "l" / "cells")
     cols = ["cell_id", "status", "probe_value", "probe_steps"]
@@ -88,11 +88,11 @@ def test_bad_input_ends_every_rank_with_exit_code_2(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nexperiments:\n  - problem: nope\n")
     proc = mpirun(3, "run", str(bad), "--out", str(tmp_path / "o"), "--backend", "mpi",
-                  timeout=120)
+                  timeout=WAIT_S)
     assert proc.returncode == 2
     assert "unknown problem 'nope'" in proc.stderr
     flag = mpirun(2, "run", str(bad), "--out", str(tmp_path / "o"), "--backend", "mpi",
-                  "--workers", "2", timeout=120)
+                  "--workers", "2", timeout=WAIT_S)
     assert flag.returncode == 2 and "the MPI ranks (mpiexec -n N) are the workers" in flag.stderr
 
 

@@ -5,39 +5,43 @@ skipped with the reason."""
 import os
 import random
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from harness.cell import Resources
-from harness.driver import run_grid
 from harness.executors.mpi_placement import Hello, RankPlacer
 from harness.grid import parse_grid
 from harness.placement import Allocator, Node, too_large, usable_cores
 from harness.store import load_cells
-from tests.conftest import ROOT
+from tests.conftest import HARNESS as CLI
+from tests.conftest import ROOT, WAIT_S, in_flight, wait_until
 from tests.test_mpi import HARNESS, MPIEXEC
 
-# 4 cells of 2 cores, 4 of 1 core, each sleeping 0.4 s, and 2 cells larger than any node
-GRID = """name: place
+
+def grid_text(release: Path) -> str:
+    """4 cells of 2 cores, 4 of 1 core held until ``release`` exists, and 2 cells larger
+    than any node."""
+    return f"""name: place
 seeds: [0, 1, 2, 3]
-defaults: {timeout_s: 120}
+defaults: {{timeout_s: 120}}
 experiments:
   - problem: probe
-    params: {size: 10}
+    params: {{size: 10}}
     cpus: 2
     strategies:
-      - probe: {steps: 1, sleep_s: 0.4}
+      - probe: {{steps: 1, sleep_s: 0.2}}
   - problem: probe
-    params: {size: 10}
+    params: {{size: 10}}
     strategies:
-      - probe: {steps: 2, sleep_s: 0.4}
+      - probe: {{steps: 2, wait_for: "{release}"}}
   - problem: probe
-    params: {size: 10}
+    params: {{size: 10}}
     seeds: [0]
     strategies:
-      - probe: {steps: 3, cpus: 64}
-      - probe: {steps: 4, gpus: 9}
+      - probe: {{steps: 3, cpus: 64}}
+      - probe: {{steps: 4, gpus: 9}}
 """
 
 
@@ -54,8 +58,31 @@ def two_cores():
     os.sched_setaffinity(0, before)
 
 
-def check_placement(df: pd.DataFrame, cores: str) -> None:
-    """The placement rule on a node of 2 cores (``cores``: "a,b"), from the rows alone."""
+def run_held(cmd: list[str], grid: Path, out: Path, release: Path
+             ) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run ``cmd``; once two cells of 1 core are in flight at the same time, release them.
+    Returns the finished process and the ids of the two cells seen running together."""
+    one_core = {c.cell_id for c in parse_grid(grid.read_text(), str(grid)).cells
+                if c.resources.cpus == 1}
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    together: set[str] = set()
+
+    def two_at_once() -> bool:
+        now = set(in_flight(out)) & one_core
+        if len(now) == 2:
+            together.update(now)
+        return len(together) == 2
+
+    wait_until("two cells of 1 core in flight at once", two_at_once, proc)
+    release.touch()
+    stdout, stderr = proc.communicate(timeout=WAIT_S)
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr), together
+
+
+def check_placement(df: pd.DataFrame, cores: str, together: set[str]) -> None:
+    """The placement rule on a node of 2 cores (``cores``: "a,b"), from the rows and the
+    two cells of 1 core that were seen running at the same time."""
     ran = df[df["status"] == "ok"]
     assert len(ran) == 8, df[["status", "error"]]
     iv = [(r.started_at, r.finished_at, r.cpus, set(r.cores.split(","))) for r in
@@ -67,29 +94,34 @@ def check_placement(df: pd.DataFrame, cores: str) -> None:
     assert (ran.loc[ran["cpus"] == 2, "cores"] == cores).all()
     # cells of 1 core run two at a time, on different cores
     assert (ran.loc[ran["cpus"] == 1, "cores"].str.split(",").str.len() == 1).all()
-    assert overlaps and all(a[3].isdisjoint(b[3]) for a, b in overlaps)
+    pair = ran.set_index("cell_id").loc[sorted(together), "cores"]
+    assert set(pair) == set(cores.split(",")), pair
+    assert all(a[3].isdisjoint(b[3]) for a, b in overlaps)
     assert (ran["gpu_ids"] == "").all()  # gpus: 0 sees no GPU
     big = df[df["status"] == "skipped"].set_index("s_steps")["error"]
     assert big[3].startswith("Infeasible: asks for 64 CPUs;") and big[4].startswith(
         "Infeasible: asks for 9 GPUs;"), big
 
 
-def test_local_places_cells_on_disjoint_cores(tmp_path, two_cores):
-    summary = run_grid(parse_grid(GRID, "place.yaml"), tmp_path, backend="local",
-                       workers=2, progress=False)
-    assert summary.counts == {"ok": 8, "skipped": 2}
-    check_placement(load_cells(tmp_path), two_cores)
-
-
-def test_mpi_places_cells_on_disjoint_cores(tmp_path, two_cores):
-    grid = tmp_path / "place.yaml"
-    grid.write_text(GRID)
-    proc = subprocess.run([str(MPIEXEC), "-n", "3", str(HARNESS), "run", str(grid), "--out",
-                           str(tmp_path / "out"), "--backend", "mpi", "--quiet"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-    df = load_cells(tmp_path / "out")
+def test_local_places_cells_on_disjoint_cores(tmp_path, write_grid, two_cores):
+    release, out = tmp_path / "go", tmp_path / "out"
+    grid = write_grid(grid_text(release))
+    proc, together = run_held([*CLI, "run", str(grid), "--out", str(out), "--backend",
+                               "local", "--workers", "2", "--quiet"], grid, out, release)
     assert proc.returncode == 1, proc.stderr  # the two skipped cells are not ok
-    check_placement(df, two_cores)
+    assert "place: 10 cells (8 ok, 2 skipped)" in proc.stdout
+    check_placement(load_cells(out), two_cores, together)
+
+
+def test_mpi_places_cells_on_disjoint_cores(tmp_path, write_grid, two_cores):
+    release, out = tmp_path / "go", tmp_path / "out"
+    grid = write_grid(grid_text(release))
+    proc, together = run_held([str(MPIEXEC), "-n", "3", str(HARNESS), "run", str(grid),
+                               "--out", str(out), "--backend", "mpi", "--quiet"], grid, out,
+                              release)
+    df = load_cells(out)
+    assert proc.returncode == 1, proc.stderr  # the two skipped cells are not ok
+    check_placement(df, two_cores, together)
     assert set(df.loc[df["status"] == "ok", "rank"]) == {1, 2}
 
 

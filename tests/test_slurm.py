@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 from harness.schema import deterministic_metric_columns
 from harness.slurm import scheduler
 from harness.store import Store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, WAIT_S, held_grid, in_flight, wait_until
 
 pytestmark = pytest.mark.slurm
 HARNESS = [sys.executable, "-m", "harness.cli"]
@@ -55,7 +56,7 @@ def slurm():
                 "this a failure")
 
 
-def harness(*args: str, env: dict | None = None, timeout: float = 120):
+def harness(*args: str, env: dict | None = None, timeout: float = WAIT_S):
     return subprocess.run([*HARNESS, *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
 
@@ -72,11 +73,8 @@ def queued(job: str) -> list[str]:
     return out.split()
 
 
-def wait_done(job: str, timeout: float = 300) -> None:
-    deadline = time.time() + timeout
-    while queued(job):
-        assert time.time() < deadline, f"job {job} still queued after {timeout} s"
-        time.sleep(0.5)
+def wait_done(job: str) -> None:
+    wait_until(f"job {job} done", lambda: not queued(job))
 
 
 def logs(out: Path) -> str:
@@ -101,7 +99,7 @@ def test_array_submit_returns_at_once_and_matches_a_local_run(write_grid, tmp_pa
     assert len(json.loads((out / "slurm" / "jobs.json").read_text())) == 1
 
     local = harness("run", str(grid), "--out", str(tmp_path / "local"), "--backend", "local",
-                    "--workers", "2", "--quiet", timeout=300)
+                    "--workers", "2", "--quiet")
     assert local.returncode == 0, local.stderr
     local_rows = Store(tmp_path / "local").cells()
     cols = [c for c in deterministic_metric_columns() if slurm_rows[c].notna().any()]
@@ -127,10 +125,11 @@ def test_mpi_mode_spreads_ranks_over_both_nodes(write_grid, tmp_path):
     assert (df["backend"] == "mpi").all() and set(df["slurm_job_id"]) == {job}
 
 
-def rank_process(job: str, rank: int, timeout: float = 60) -> int:
+def rank_process(job: str, rank: int) -> int:
     """PID of the harness process of MPI rank ``rank`` in Slurm job ``job``."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    found: list[int] = []
+
+    def look() -> bool:
         for proc in Path("/proc").glob("[0-9]*"):
             try:
                 env = (proc / "environ").read_bytes().split(b"\0")
@@ -139,14 +138,34 @@ def rank_process(job: str, rank: int, timeout: float = 60) -> int:
                 continue
             if (f"SLURM_JOB_ID={job}".encode() in env and f"PMI_RANK={rank}".encode() in env
                     and b"run" in args and b"harness.worker" not in args):
-                return int(proc.name)
-        time.sleep(0.2)
-    raise AssertionError(f"no process of rank {rank} in job {job}")
+                found.append(int(proc.name))
+                return True
+        return False
+
+    wait_until(f"a process of rank {rank} in job {job}", look)
+    return found[0]
 
 
-def busy_ranks(out: Path) -> bool:
-    return any("[" in p.read_text() and p.read_text().strip() != "[]"
-               for p in (out / "runs").glob("*.inflight.json"))
+def held_in_order(first: Path, then: Path) -> str:
+    """Three probe cells held until ``first`` exists (one per MPI worker rank at the first
+    hand-out), then nine held until ``then`` exists."""
+    return f"""name: lost
+experiments:
+  - problem: probe
+    params: {{size: 10}}
+    seeds: [0, 1, 2]
+    strategies:
+      - probe: {{wait_for: "{first}"}}
+  - problem: probe
+    params: {{size: 10}}
+    seeds: [0, 1, 2, 3, 4, 5, 6, 7, 8]
+    strategies:
+      - probe: {{wait_for: "{then}"}}
+"""
+
+
+def statuses(out: Path) -> Counter:
+    return Counter(s for s, _ in Store(out).latest_status().values())
 
 
 def test_mpi_mode_survives_lost_ranks_and_every_cell_ends_with_a_row(write_grid, tmp_path):
@@ -155,38 +174,34 @@ def test_mpi_mode_survives_lost_ranks_and_every_cell_ends_with_a_row(write_grid,
     from harness.driver import plan_run
     from harness.grid import load_grid
 
-    sleepy = SLEEPY.replace("1.5", "4.0").replace("6, 7]", "6, 7, 8, 9, 10, 11]")
-    grid, out = write_grid(sleepy), tmp_path / "lost"
+    first, then, out = tmp_path / "first", tmp_path / "then", tmp_path / "lost"
+    grid = write_grid(held_in_order(first, then))
     job = submit(str(grid), "--out", str(out), "--mode", "mpi", "--nodes", "2",
                  "--tasks-per-node", "2",
                  env={"HARNESS_MPI_HEARTBEAT_S": "0.5", "HARNESS_MPI_LOST_S": "6"})
     victims = {rank: rank_process(job, rank) for rank in (1, 2, 3)}
-    deadline = time.time() + 120
-    while not busy_ranks(out):
-        assert time.time() < deadline, "no cell started"
-        time.sleep(0.1)
-    time.sleep(1.0)  # rank 2 is inside its first cell
+    wait_until("every worker rank inside a held cell", lambda: len(in_flight(out)) == 3)
     os.kill(victims[2], 9)
-    while not any(s == "error" for s, _ in Store(out).latest_status().values()):
-        assert time.time() < deadline, "rank 2's loss was never recorded"
-        time.sleep(0.2)
-    time.sleep(1.0)  # ranks 1 and 3 are inside a cell
+    wait_until("rank 2's loss recorded", lambda: statuses(out)["error"] == 1)
+    first.touch()  # ranks 1 and 3 finish their cells and take cells held by `then`
+    wait_until("2 cells ok and ranks 1 and 3 inside held cells",
+               lambda: statuses(out)["ok"] == 2 and len(in_flight(out)) == 2)
     os.kill(victims[1], 9)
     os.kill(victims[3], 9)
-    wait_done(job, timeout=300)
+    wait_done(job)
     df = Store(out).cells()
     assert len(df) == 12, logs(out)  # every cell has a row
     lost = df[df["status"] == "error"]
     assert len(lost) == 3 and lost["error"].str.startswith("RankLost: MPI rank").all(), \
         df[["status", "error", "rank"]]
     ok, unrun = df[df["status"] == "ok"], df[df["status"] == "skipped"]
-    assert len(ok) >= 2 and set(ok["rank"]) <= {1, 3}  # the others went on
-    assert len(unrun) >= 1 and unrun["error"].str.startswith(
+    assert len(ok) == 2 and set(ok["rank"]) == {1, 3}  # the others went on
+    assert len(unrun) == 7 and unrun["error"].str.startswith(
         "NoWorkers: every MPI worker rank (1, 2, 3) was lost").all(), unrun["error"]
     # skipped cells run again by default, lost ranks' cells with --retry-failed
     cells = load_grid(grid).cells
-    assert len(plan_run(cells, Store(out)).to_run) == len(unrun)
-    assert len(plan_run(cells, Store(out), retry_failed=True).to_run) == len(unrun) + 3
+    assert len(plan_run(cells, Store(out)).to_run) == 7
+    assert len(plan_run(cells, Store(out), retry_failed=True).to_run) == 10
 
 
 def test_ray_mode_runs_cells_on_both_nodes(write_grid, tmp_path):
@@ -194,55 +209,74 @@ def test_ray_mode_runs_cells_on_both_nodes(write_grid, tmp_path):
     # Two Ray nodes on one host need a loopback address other than 127.0.0.1.
     job = submit(str(grid), "--out", str(out), "--mode", "ray", "--nodes", "2",
                  env={"HARNESS_RAY_NODE_IP": "127.0.0.2"})
-    wait_done(job, timeout=400)
+    wait_done(job)
     df = Store(out).cells()
     assert len(df) == 8 and (df["status"] == "ok").all(), logs(out)
     assert set(df["node"]) == {"n1", "n2"}  # Ray placed cells on both Slurm nodes
     assert (df["backend"] == "ray").all() and df["worker"].str.startswith("ray-").all()
 
 
-def release(job: str, timeout: float = 60) -> None:
+def job_processes(job: str) -> list[int]:
+    """The PIDs of every process of Slurm job ``job`` on this host."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"SLURM_JOB_ID={job}".encode() in env or f"SLURM_ARRAY_JOB_ID={job}".encode() in env:
+            pids.append(int(proc.name))
+    return pids
+
+
+def let_start(task: str, job: str) -> None:
     """A requeued job waits ~2 minutes (BeginTime) before it may start again; the test
-    lifts that delay as an operator would."""
-    deadline = time.time() + timeout
-    while "PENDING" not in queued(job):
-        assert time.time() < deadline, f"job {job} was not requeued"
-        time.sleep(0.2)
-    # Not at once: a restart on the same node before slurmd has revoked the previous
-    # run's credential is killed ("Job credential revoked").
-    time.sleep(3)
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+    lifts that delay as an operator would, once the previous run has ended."""
+    wait_until(f"{task} requeued", lambda: "PENDING" in queued(task))
+    wait_until(f"every process of {task}'s previous run gone", lambda: not job_processes(job))
+    # slurmd refuses a restart whose credential was issued in the second its previous run's
+    # credential was revoked ("Job credential revoked"): its clock counts whole seconds
+    time.sleep(2)
+    subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
 
 
-def wait_for_rows(out: Path, n: int, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while len(Store(out).latest_status()) < n:
-        assert time.time() < deadline, f"fewer than {n} cells recorded after {timeout} s"
-        time.sleep(0.2)
+def runs_ended(out: Path) -> tuple[int, int]:
+    """(runs of folder ``out`` that ended, runs started), from their manifests."""
+    infos = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")
+             if not p.name.endswith(".inflight.json")]
+    return sum("finished_at" in i for i in infos), len(infos)
 
 
 def test_preempted_grid_completes_after_requeue_with_no_lost_or_duplicated_cell(
         write_grid, tmp_path):
-    grid, out = write_grid(SLEEPY), tmp_path / "preempt"
+    release, out = tmp_path / "go", tmp_path / "preempt"
+    grid = write_grid(held_grid(release, quick=2, held=6))
     job = submit(str(grid), "--out", str(out), "--mode", "array", "--shards", "1",
                  "--cpus-per-task", "2")
     task = f"{job}_0"
-    wait_for_rows(out, 2)
+    wait_until("2 cells ok and 2 held in flight",
+               lambda: statuses(out)["ok"] == 2 and len(in_flight(out)) == 2)
     # Preemption: Slurm kills the running job (SIGTERM to all its processes), requeues it.
     subprocess.run(["scontrol", "requeue", task], check=True)
-    release(task)
-    wait_for_rows(out, 5)
+    let_start(task, job)
+    wait_until("the second run holding 2 cells",
+               lambda: runs_ended(out) == (1, 2) and len(in_flight(out)) == 2)
+    assert statuses(out) == {"ok": 2, "preempted": 2}
     # The time-limit warning: USR1 to the job script, which stops the run and requeues.
     subprocess.run(["scancel", "--signal=USR1", "--batch", task], check=True)
-    release(task)
+    wait_until("the second run ended", lambda: runs_ended(out) == (2, 2))
+    release.touch()
+    let_start(task, job)
     wait_done(job)
     rows = Store(out).cells(all_attempts=True)
     ok = rows[rows["status"] == "ok"]
     assert len(ok) == 8 and ok["cell_id"].is_unique, logs(out)  # none lost, none twice
     assert set(rows["status"]) == {"ok", "preempted"}
-    assert rows[rows["status"] == "preempted"]["cell_id"].isin(ok["cell_id"]).all()
+    preempted = rows[rows["status"] == "preempted"]
+    assert len(preempted) == 4 and preempted["cell_id"].isin(ok["cell_id"]).all()
     log = logs(out)
     assert "TERM at" in log and "USR1 at" in log
+    assert runs_ended(out) == (3, 3)
     status = harness("status", str(out)).stdout
     assert "8 of 8 cells recorded (8 ok)" in status
 
@@ -260,7 +294,7 @@ def test_status_shows_pending_cells_and_cancel_removes_the_jobs(write_grid, tmp_
     assert again.returncode == 0 and (out / "slurm" / "array-2.sbatch").exists()
     cancel = harness("cancel", str(out))
     assert cancel.returncode == 0 and f"cancelled job(s) {job}" in cancel.stdout
-    wait_done(job, timeout=30)
+    wait_done(job)
     status = harness("status", str(out), env={"HARNESS_SQUEUE_INTERVAL": "0"}).stdout
     assert "(8 not run)" in status
 

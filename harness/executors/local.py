@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from .. import stopping
 from ..cell import Cell
 from ..placement import Allocator, Node, Placement, first_fitting, too_large
 from ..result import CellResult
@@ -77,7 +78,8 @@ class LocalExecutor(Executor):
                 inbox[i].put(picked)
                 running += 1
                 yield Started(cell)
-            i, cell, where, result = done.get()
+            with stopping.interruptible():  # waiting: where a stop may land
+                i, cell, where, result = done.get()
             running -= 1
             alloc.give(where)
             idle.append(i)

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .. import stopping
 from ..cell import Cell
 from ..errors import InputError
 from ..location import gpu_keys, node_name, visible_gpus
@@ -63,7 +64,8 @@ class Backoff:
         self.since = time.monotonic()
 
     def wait(self) -> None:
-        time.sleep(min(POLL_MAX_S, max(POLL_MIN_S, (time.monotonic() - self.since) / 20)))
+        with stopping.interruptible():  # between messages: where a stop may land
+            time.sleep(min(POLL_MAX_S, max(POLL_MIN_S, (time.monotonic() - self.since) / 20)))
 
 
 def comm() -> Any:
@@ -322,7 +324,8 @@ class MPIExecutor(Executor):
         yield from skipped
         for cell in todo:
             yield Started(cell)
-            result = self._local.execute(cell, Allocator(node).take(cell.resources))
+            with stopping.interruptible():  # the cell is noted in flight by now
+                result = self._local.execute(cell, Allocator(node).take(cell.resources))
             result.rank = 0
             yield Finished(cell, result)
 

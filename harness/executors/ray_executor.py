@@ -15,20 +15,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .. import registry
+from .. import registry, stopping
 from ..cell import Cell
+from ..errors import Preempted
 from ..placement import too_large
 from ..result import ERROR, OOM, CellResult
 from ..worker import CellWorker
 from .base import Event, Executor, Finished, Started, set_aside_too_large
 
 NODE_WAIT_S = 300.0
+STOP_POLL_S = 0.2  # the longest a stop signal waits to be noticed while cells run
 Shape = tuple[int, float]  # (cpus, gpus) of a cell, and of the actors that run it
 _ACTOR_GONE = ("ActorDiedError", "RayActorError", "ActorUnavailableError")
 
@@ -60,6 +63,20 @@ def _quiet_ray_env() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
+def _init_ray(ray: Any, **kwargs: Any) -> None:
+    """``ray.init(**kwargs)``, keeping the harness's stop signals: ``ray.init`` installs
+    SIGTERM handlers of its own (one calls ``sys.exit(15)``, one in its C++ core logs
+    and exits), which would end the driver without recording the cells in flight."""
+    try:
+        ray.init(**kwargs)
+    except SystemExit as leaving:  # Ray's handler, for a SIGTERM during the start
+        if leaving.code != signal.SIGTERM:
+            raise
+        raise Preempted("SIGTERM") from None
+    finally:
+        stopping.reclaim()
+
+
 class RayExecutor(Executor):
     """Embedded Ray sized to ``workers`` CPUs (default: all cores) unless ``address`` names
     an existing cluster to join."""
@@ -85,15 +102,14 @@ class RayExecutor(Executor):
         runtime_env = {"env_vars": {registry.PLUGINS_ENV: plugins}} if plugins else None
         if not ray.is_initialized():
             if self.address:
-                ray.init(address=self.address, log_to_driver=False,
-                         logging_level=logging.WARNING, runtime_env=runtime_env)
+                kwargs: dict[str, Any] = {"address": self.address}
             else:
-                ray.init(address="local", num_cpus=self.workers or os.cpu_count(),
-                         include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.WARNING,
-                         object_store_memory=self.object_store_mb * 2**20,
-                         runtime_env=runtime_env)
-                self._started_ray = True
+                kwargs = {"address": "local", "num_cpus": self.workers or os.cpu_count(),
+                          "include_dashboard": False,
+                          "object_store_memory": self.object_store_mb * 2**20}
+            _init_ray(ray, log_to_driver=False, logging_level=logging.WARNING,
+                      runtime_env=runtime_env, **kwargs)
+            self._started_ray = not self.address
         nodes = self._wait_for_nodes(ray)
         self._node_cpus = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
         self._node_gpus = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
@@ -111,6 +127,7 @@ class RayExecutor(Executor):
             nodes = [n for n in ray.nodes() if n.get("Alive")]
             if len(nodes) >= want or time.monotonic() > deadline:
                 return nodes
+            stopping.checkpoint()
             time.sleep(0.5)
 
     def run(self, cells: Sequence[Cell]) -> Iterator[Event]:
@@ -128,11 +145,7 @@ class RayExecutor(Executor):
         while waiting or self._pending:
             for shape in list(waiting):
                 yield from self._feed(actor_cls, shape, waiting, load, shape_of)
-            done, rest = ray.wait(list(self._pending), num_returns=1)
-            if rest:  # take every other result that is already there in the same pass
-                more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
-                done += more
-            for ref in done:
+            for ref in self._arrived(ray):
                 cell, actor = self._pending.pop(ref)
                 result = self._result(ray, ref, cell)
                 if actor in load:  # not yet dropped (its other call failed first)
@@ -142,6 +155,20 @@ class RayExecutor(Executor):
                 yield Finished(cell, result)
             for actor in [a for a, n in load.items() if not n and shape_of[a] not in waiting]:
                 self._drop(actor, load, shape_of)  # its shape is done: free its resources
+
+    def _arrived(self, ray: Any) -> list[Any]:
+        """The refs of every result that has arrived, once one has. A stop signal is
+        raised between waits, never inside one (an exception raised inside ``ray.wait``
+        becomes a SystemError), so the wait is cut into ``STOP_POLL_S`` slices."""
+        pending = list(self._pending)
+        done: list[Any] = []
+        while not done:
+            done, rest = ray.wait(pending, num_returns=1, timeout=STOP_POLL_S)
+            stopping.checkpoint()
+        if rest:  # take every other result that is already there in the same pass
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            done += more
+        return done
 
     def _feed(self, actor_cls: Any, shape: Shape, waiting: dict[Shape, deque[Cell]],
               load: dict[Any, int], shape_of: dict[Any, Shape]) -> Iterator[Event]:
