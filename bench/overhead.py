@@ -58,10 +58,10 @@ def bare_ray_call_ms(n: int) -> float:
 
     import ray
 
-    from harness.executors.ray_executor import _quiet_ray_env
+    from harness.executors.ray_executor import ray_environment
     from harness.result import CellResult
 
-    _quiet_ray_env()
+    ray_environment()
     ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False,
              logging_level=logging.WARNING)
     try:

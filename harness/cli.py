@@ -169,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``harness`` console script. The stop signals are taken first and
     kept to the last line (:mod:`harness.stopping`): SIGTERM or SIGUSR1 at any moment ends
-    the command with exit code 143, Ctrl-C with 130, after what was finished is saved."""
+    the command with exit code 143, Ctrl-C with 130, after what was finished is saved. As
+    the console script (``argv`` None) it then ignores them until the process has exited;
+    called from Python with ``argv`` it gives them back to the handlers it found."""
     stopping.install()
     command = None
     try:
@@ -190,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     late = stopping.finish()  # after a finished command, a signal still decides the exit
     if late is not None and code not in (EXIT_INTERRUPTED, EXIT_PREEMPTED):
         code = _stopped(command, late.name)
+    if argv is not None:  # called from Python, which goes on: its handlers back
+        stopping.uninstall()
     return code
 
 

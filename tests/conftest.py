@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from harness.executors.ray_executor import ray_environment
+
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = [sys.executable, "-m", "harness.cli"]
 # A bound on waiting for a state that takes seconds on an idle machine: far above its time
 # on a slow or busy one, so that reaching it only says something is broken.
 WAIT_S = 300
 
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+ray_environment()  # the session's Ray (below) and every Ray the harness starts
 # Generated data sets (the CDR surrogate) go to a cache of this test session, not the
 # user's ~/.cache: the tests exercise the generation, and leave nothing behind.
 os.environ.setdefault("HARNESS_CACHE", tempfile.mkdtemp(prefix="harness-cache-"))

@@ -58,12 +58,15 @@ def test_two_backends_give_identical_quality_and_exit_0(base, tmp_path, ray_sess
 def test_a_run_slowed_by_load_is_a_regression(base, tmp_path):
     grid, out = base
     new = tmp_path / "loaded"
-    # two busy loops pinned to each core: the cells are pinned too (placement), so an
-    # unpinned load could leave one core, and the cells on it, undisturbed. Two per core
-    # leave a cell a third of its core at most, a clear slow-down whatever else this
-    # machine runs at the same time (other work slows the base run as much).
+    # Two busy loops pinned to each core: the cells are pinned too (placement), so an
+    # unpinned load could leave one core, and the cells on it, undisturbed. Each loop in a
+    # session of its own, as each cell is: where the kernel shares a core between sessions
+    # first (CONFIG_SCHED_AUTOGROUP), loops of one session would together take no more of it
+    # than one cell. So a cell gets at most a third of its core, a clear slow-down whatever
+    # else runs beside the suite (which slows the base run as much).
     spin = "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass"
-    spinners = [subprocess.Popen([sys.executable, "-c", spin, str(core)])
+    spinners = [subprocess.Popen([sys.executable, "-c", spin, str(core)],
+                                 start_new_session=True)
                 for core in sorted(os.sched_getaffinity(0)) for _ in range(2)]
     try:
         proc = run_cli("run", str(grid), "--out", str(new), "--backend", "local",

@@ -1,5 +1,7 @@
 """One behavioural suite for every executor: statuses, identical metrics, history, resume."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,15 @@ def test_resume_retry_and_force(tmp_path, backend, ray_session):
     assert forced.ran == 6
     assert sorted(load_cells(tmp_path)["attempt"]) == [2, 2, 2, 3, 3, 3]
     assert len(load_cells(tmp_path, all_attempts=True)) == 15
+
+
+def test_ray_runs_cells_at_the_drivers_priority(ray_session):
+    """Ray's default runs its workers at niceness 15, where any other process on the node
+    takes nearly all of the CPU from the cells (ray_environment sets it to 0)."""
+    from harness.executors.ray_executor import CellActor
+
+    actor = ray_session.remote(CellActor).remote(False)
+    try:
+        assert ray_session.get(actor.niceness.remote()) == os.nice(0)
+    finally:
+        ray_session.kill(actor)

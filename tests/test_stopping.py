@@ -62,3 +62,11 @@ def test_without_install_the_regions_change_nothing():
         stopping.checkpoint()
     assert stopping.finish() is None
     assert {sig: signal.getsignal(sig) for sig in stopping.STOP_SIGNALS} == before
+
+
+def test_the_cli_called_from_python_gives_the_signals_back(capsys):
+    from harness.cli import main
+
+    before = {sig: signal.getsignal(sig) for sig in stopping.STOP_SIGNALS}
+    assert main(["--version"]) == 0 and capsys.readouterr().out.strip()
+    assert {sig: signal.getsignal(sig) for sig in stopping.STOP_SIGNALS} == before

@@ -52,15 +52,21 @@ class CellActor:
     def execute(self, cell: Cell) -> CellResult:
         return self.worker.execute(cell)
 
-    def ping(self) -> int:
-        return os.getpid()
+    def niceness(self) -> int:
+        """The scheduling priority of this actor and so of its cells (as the driver's)."""
+        return os.nice(0)
 
 
-def _quiet_ray_env() -> None:
-    # Token auth is on by default in Ray 2.60 and usage stats phone home; neither is wanted
-    # for an embedded cluster (see docs/executors.md).
+def ray_environment() -> None:
+    """The environment an embedded Ray (and its workers) starts with, unless set already:
+    token auth off and no usage stats (Ray 2.60 turns the first on and the second phones
+    home), and the workers at the driver's priority: Ray runs them at niceness 15 by
+    default, so that any other process on the node, a busy loop included, takes nearly all
+    of the CPU from the cells, whose timings then measure the neighbours (docs/executors.md).
+    """
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_worker_niceness", "0")
 
 
 def _init_ray(ray: Any, **kwargs: Any) -> None:
@@ -91,7 +97,7 @@ class RayExecutor(Executor):
         self._actors: set[Any] = set()
 
     def _connect(self) -> Any:
-        _quiet_ray_env()
+        ray_environment()
         import logging
 
         import ray
