@@ -6,10 +6,11 @@ installs the handlers before anything else (:func:`install`) and keeps them unti
 process ends (:func:`finish`), so the signal ends a command the documented way whenever it
 comes: during start-up, while cells run, during the final merge or at the exit.
 
-A signal never lands in the middle of the driver's bookkeeping. Inside :func:`deferred`
-(the whole of ``run_grid``) a signal is only noted; it is raised where stopping is safe:
-inside :func:`interruptible` (an executor waiting for its cells, the merge of result files,
-which is safe to interrupt anywhere) or at a :func:`checkpoint`. So a cell handed to a
+A signal is raised only inside :func:`interruptible`: the CLI's command as a whole, and
+within the driver, which is :func:`deferred` as a whole, the places where stopping is safe
+(an executor waiting for its cells, the merge of result files, which is safe to interrupt
+anywhere) and at each :func:`checkpoint`. Elsewhere it is only noted, and raised when the
+driver reaches such a place, or reported by :func:`finish`. So a cell handed to a
 worker is always noted in flight before the stop, a finished cell is always written, and
 a journal line is never cut. After the first signal, later ones are noted and ignored: the
 recording of the first must not be interrupted (Slurm signals every process of a job, and
@@ -48,7 +49,7 @@ class _State:
         self.before: dict[signal.Signals, Any] = {}  # the handlers install() replaced
         self.first: signal.Signals | None = None  # the first stop signal received
         self.raised = False  # the stop was raised already (later signals are ignored)
-        self.may_raise = True  # False inside deferred(), True again inside interruptible()
+        self.may_raise = False  # True inside interruptible(), False again inside deferred()
 
 
 _state = _State()
@@ -77,10 +78,11 @@ def _main_thread() -> bool:
 
 def install() -> None:
     """Take SIGTERM, SIGUSR1 and SIGINT for the rest of the process (the CLI's first
-    step). Outside :func:`deferred` a signal raises at once."""
+    step). A signal is only noted until the caller opens :func:`interruptible` (the CLI
+    does around its command), so its own last lines cannot be cut by one."""
     if not _state.installed:
         _state.before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-    _state.installed, _state.first, _state.raised, _state.may_raise = True, None, False, True
+    _state.installed, _state.first, _state.raised, _state.may_raise = True, None, False, False
     for sig in STOP_SIGNALS:
         signal.signal(sig, _on_signal)
 
@@ -92,7 +94,7 @@ def uninstall() -> None:
         return
     for sig, handler in _state.before.items():
         signal.signal(sig, handler)
-    _state.installed, _state.may_raise = False, True
+    _state.installed, _state.may_raise = False, False
 
 
 def reclaim() -> None:

@@ -17,17 +17,26 @@ def installed():
     stopping.uninstall()
 
 
-def test_outside_a_driver_a_signal_raises_at_once(installed):
-    with pytest.raises(Preempted, match="SIGTERM"):
+def test_in_an_interruptible_region_a_signal_raises_at_once(installed):
+    with pytest.raises(Preempted, match="SIGTERM"), stopping.interruptible():
         os.kill(os.getpid(), signal.SIGTERM)
         for _ in range(1000):  # the handler runs between two bytecodes, in this thread
             pass
     assert stopping.received() == signal.SIGTERM
 
 
+def test_outside_every_region_a_signal_is_noted_for_the_end(installed):
+    os.kill(os.getpid(), signal.SIGUSR1)
+    for _ in range(1000):
+        pass
+    assert stopping.received() == signal.SIGUSR1  # noted, not raised
+    assert stopping.finish() == signal.SIGUSR1
+
+
 def test_deferred_notes_the_signal_and_raises_it_only_where_stopping_is_safe(installed):
     steps = []
-    with pytest.raises(Preempted, match="SIGUSR1"), stopping.deferred():
+    with pytest.raises(Preempted, match="SIGUSR1"), stopping.interruptible(), \
+            stopping.deferred():
         os.kill(os.getpid(), signal.SIGUSR1)
         steps.append("bookkeeping goes on")  # not interrupted
         os.kill(os.getpid(), signal.SIGTERM)  # a second signal changes nothing
@@ -39,7 +48,7 @@ def test_deferred_notes_the_signal_and_raises_it_only_where_stopping_is_safe(ins
 
 
 def test_a_stop_noted_in_a_deferred_region_is_raised_when_it_ends(installed):
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), stopping.interruptible():
         with stopping.deferred():
             os.kill(os.getpid(), signal.SIGINT)
             done = True
