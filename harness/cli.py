@@ -232,7 +232,14 @@ def _output_folder(path: str, *, must_exist: bool) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.backend != "mpi":
         return _run(args)
-    from .executors.mpi_executor import comm, end_job, release_workers, serve
+    from .executors.mpi_executor import (
+        comm,
+        end_job,
+        heartbeats,
+        live_workers,
+        release_workers,
+        serve,
+    )
 
     if args.workers:
         raise InputError(f"--workers {args.workers} does not apply to --backend mpi: the "
@@ -244,7 +251,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         except Preempted:  # rank 0 records the cell this rank had and says so
             return EXIT_PREEMPTED
     try:
-        code = _run(args)
+        with heartbeats(comm(), live_workers):  # heard from start-up to the end
+            code = _run(args)
     finally:
         release_workers()  # on every exit of rank 0, bad input included
     return end_job(code)

@@ -1,13 +1,16 @@
 """The MPI backend under a real ``mpiexec`` (the MPICH wheel installed by `make test`)."""
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, WAIT_S
+from harness.stopping import PAUSE_ENV
+from tests.conftest import ROOT, WAIT_S, wait_until
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 HARNESS = Path(sys.executable).parent / "harness"
@@ -105,3 +108,42 @@ def test_one_rank_runs_the_cells_itself(tmp_path):
     assert proc.returncode == 0, proc.stderr
     df = pd.read_parquet(tmp_path / "o" / "cells")
     assert (df["rank"] == 0).all() and (df["status"] == "ok").all()
+
+
+def test_worker_ranks_wait_through_a_slow_start_of_rank_0(tmp_path, write_grid):
+    """Rank 0's start-up (importing torch, reading the grid) can outlast the silence after
+    which a worker rank gives up on it, on a busy node: rank 0 is heard throughout."""
+    grid = write_grid("name: slow-start\nseeds: [0, 1, 2, 3]\nexperiments:\n"
+                      "  - problem: probe\n    params: {size: 10}\n    strategies: [probe]\n")
+    marker, out = tmp_path / "paused", tmp_path / "out"
+    env = {**os.environ, "HARNESS_MPI_HEARTBEAT_S": "0.2", "HARNESS_MPI_LOST_S": "2",
+           PAUSE_ENV: f"startup={marker}"}
+    proc = subprocess.Popen([str(MPIEXEC), "-n", "3", str(HARNESS), "run", str(grid), "--out",
+                             str(out), "--backend", "mpi", "--quiet"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until("rank 0 held in its start-up", marker.exists, proc)
+    time.sleep(6)  # what is tested: three times the silence a worker rank allows
+    marker.unlink()
+    stdout, err = proc.communicate(timeout=WAIT_S)
+    assert proc.returncode == 0, stdout + err
+    assert "no word from rank 0" not in err
+    df = pd.read_parquet(out / "cells")
+    assert len(df) == 4 and (df["status"] == "ok").all() and set(df["rank"]) == {1, 2}
+
+
+def test_no_message_is_left_unreceived_at_the_end(tmp_path, write_grid):
+    """MPICH's MPI_Finalize fails on a message never received, and the process manager then
+    kills the whole job (exit 9) after every result was written. With rank 0's heartbeats
+    free to follow its STOP and a heartbeat every millisecond, 9 runs in 10 ended that way;
+    now none goes after the STOP, and rank 0 takes each worker rank's messages up to its
+    goodbye."""
+    grid = write_grid("name: last-words\nseeds: [0, 1, 2, 3]\nexperiments:\n"
+                      "  - problem: probe\n    params: {size: 10}\n    strategies: [probe]\n")
+    env = {**os.environ, "HARNESS_MPI_HEARTBEAT_S": "0.001", "HARNESS_MPI_LOST_S": "30"}
+    for attempt in range(2):
+        out = tmp_path / f"out{attempt}"
+        proc = subprocess.run([str(MPIEXEC), "-n", "3", str(HARNESS), "run", str(grid), "--out",
+                               str(out), "--backend", "mpi", "--quiet"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=WAIT_S)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert (pd.read_parquet(out / "cells")["status"] == "ok").all()

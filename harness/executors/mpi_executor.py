@@ -24,13 +24,14 @@ per-task GPU binding) each use their own.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -45,8 +46,11 @@ from ..worker import CellWorker
 from .base import Event, Executor, Finished, Started, set_aside_too_large
 from .mpi_placement import Hello, RankPlacer
 
-TAG_CELL, TAG_RESULT, TAG_STOP, TAG_HEARTBEAT, TAG_HELLO = 1, 2, 3, 4, 5
+TAG_CELL, TAG_RESULT, TAG_STOP, TAG_HEARTBEAT, TAG_HELLO, TAG_BYE = 1, 2, 3, 4, 5, 6
 POLL_MIN_S, POLL_MAX_S = 2e-5, 0.005
+LAST_WORD_S = 10.0  # how long rank 0 waits for a released worker rank's TAG_BYE
+# Held while a heartbeat round or the STOP messages go out: no heartbeat follows a STOP.
+_SENDING = threading.Lock()
 
 
 class Backoff:
@@ -104,71 +108,128 @@ def lost_after_s() -> float:
     return float(os.environ.get("HARNESS_MPI_LOST_S", "60"))
 
 
-def _beat(world: Any, stop: threading.Event) -> None:
-    """A worker rank's heartbeat to rank 0, from its own thread, while the rank lives."""
-    while not stop.wait(_heartbeat_s()):
-        try:
-            world.send(None, dest=0, tag=TAG_HEARTBEAT)
-        except Exception:  # rank 0 is gone; the main loop notices the silence
-            return
+@contextlib.contextmanager
+def heartbeats(world: Any, to: Callable[[], Iterable[int]]) -> Iterator[None]:
+    """While the block runs, a thread of this rank's own sends a heartbeat every
+    ``HARNESS_MPI_HEARTBEAT_S`` seconds to each rank ``to()`` names: a worker rank to rank
+    0, rank 0 to the live worker ranks. From a thread, so that a rank busy with a cell, or
+    rank 0 still starting (importing torch, validating the grid) or merging results, is
+    still heard. None when the MPI library cannot send from a second thread (then nobody
+    counts as lost: ``lost_after_s`` is infinite)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(_heartbeat_s()):
+            with _SENDING:
+                for rank in to():
+                    try:
+                        world.send(None, dest=rank, tag=TAG_HEARTBEAT)
+                    except Exception:  # that rank is gone; the receiver notices the silence
+                        continue
+
+    thread = threading.Thread(target=beat, daemon=True, name="mpi-heartbeat")
+    if lost_after_s() < math.inf:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if thread.is_alive():  # no send in flight when MPI is finalized at exit
+            thread.join(timeout=10)
 
 
 def serve(log_dir: Path | None = None) -> int:
-    """The loop of a worker rank: run the cells rank 0 sends until it says stop. Exits with
-    1 when rank 0 has been silent for ``lost_after_s()`` (it died, and with it the run)."""
-    from mpi4py import MPI
-
+    """The loop of a worker rank: run the cells rank 0 sends until it says stop, then say
+    goodbye (``TAG_BYE``, this rank's last message: see :func:`release_workers`). Exits
+    with 1 when rank 0 has been silent for ``lost_after_s()`` (it died, and with it the
+    run)."""
     world = comm()
     rank = world.Get_rank()
     hello = _hello()  # before the worker's environment hides the GPUs from its child
     worker = _cell_worker(rank, log_dir)
     worker.start()  # import torch while rank 0 validates the grid
     world.send(hello, dest=0, tag=TAG_HELLO)
-    status = MPI.Status()
-    idle = Backoff()
-    stop = threading.Event()
-    silence = lost_after_s()
-    beat = threading.Thread(target=_beat, args=(world, stop), daemon=True)
-    if silence < math.inf:
-        beat.start()
-    heard = time.monotonic()
     try:
-        while True:
-            if not world.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
-                if time.monotonic() - heard > silence:
-                    print(f"mpi rank {rank}: no word from rank 0 for {silence:g} s; stopping",
-                          file=sys.stderr, flush=True)
-                    return 1
-                idle.wait()
-                continue
-            message = world.recv(source=0, tag=status.Get_tag())
-            heard = time.monotonic()
-            if status.Get_tag() == TAG_STOP:
-                return 0
-            if status.Get_tag() == TAG_HEARTBEAT:
-                continue
-            cell, where = message
-            result = worker.execute(cell, where)
-            result.rank = rank
-            world.send(result, dest=0, tag=TAG_RESULT)
-            heard = time.monotonic()  # messages that came while busy are drained next
-            idle.reset()
+        with heartbeats(world, lambda: (0,)):
+            code = _serve_cells(world, worker)
+        if code == 0:  # told to stop: nothing follows this message (the heartbeats ended)
+            world.send(None, dest=0, tag=TAG_BYE)
+        return code
     finally:
-        stop.set()
-        if beat.is_alive():  # no send in flight when MPI is finalized at exit
-            beat.join(timeout=10)
         worker.stop()
 
 
+def _serve_cells(world: Any, worker: CellWorker) -> int:
+    """Run cells until rank 0's STOP (0) or its silence (1)."""
+    from mpi4py import MPI
+
+    rank, status, idle = world.Get_rank(), MPI.Status(), Backoff()
+    silence, heard = lost_after_s(), time.monotonic()
+    while True:
+        if not world.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
+            if time.monotonic() - heard > silence:
+                print(f"mpi rank {rank}: no word from rank 0 for {silence:g} s; stopping",
+                      file=sys.stderr, flush=True)
+                return 1
+            idle.wait()
+            continue
+        message = world.recv(source=0, tag=status.Get_tag())
+        heard = time.monotonic()
+        if status.Get_tag() == TAG_STOP:
+            return 0
+        if status.Get_tag() == TAG_HEARTBEAT:
+            continue
+        cell, where = message
+        result = worker.execute(cell, where)
+        result.rank = rank
+        world.send(result, dest=0, tag=TAG_RESULT)
+        heard = time.monotonic()  # messages that came while busy are drained next
+        idle.reset()
+
+
+def live_workers() -> list[int]:
+    """The worker ranks not lost and not yet released (rank 0's side)."""
+    if MPIExecutor.released:
+        return []
+    return [r for r in range(1, comm().Get_size()) if r not in MPIExecutor.lost]
+
+
 def release_workers() -> None:
-    """Tell every live worker rank to stop (rank 0, on any exit; idempotent)."""
+    """Tell every live worker rank to stop, and take in everything it sent up to its
+    goodbye (rank 0, on any exit; idempotent). Why both: MPICH's ``MPI_Finalize`` fails on
+    a message that was sent to a rank and never received ("unmatched message(s)"), the
+    rank then exits without telling the process manager, and the process manager kills the
+    whole job (exit 9, after every result was written). So no heartbeat goes to a worker
+    rank after its STOP (``_SENDING``), and rank 0 receives each rank's heartbeats, hello
+    and late result up to its ``TAG_BYE``. A rank with no goodbye within ``LAST_WORD_S``
+    (busy with a cell after a stop signal, or dead) counts as lost: :func:`end_job` then
+    ends the job with ``MPI_Abort``, as finalizing could not succeed."""
     if MPIExecutor.released:
         return
-    MPIExecutor.released = True
     world = comm()
-    for rank in range(1, world.Get_size()):
-        if rank not in MPIExecutor.lost:
-            world.send(None, dest=rank, tag=TAG_STOP)
+    with stopping.deferred():  # a stop signal meanwhile is noted, and raised at the end
+        with _SENDING:
+            MPIExecutor.released = True
+            waiting = {r for r in range(1, world.Get_size()) if r not in MPIExecutor.lost}
+            for rank in waiting:
+                world.send(None, dest=rank, tag=TAG_STOP)
+        _last_words(world, waiting)
+
+
+def _last_words(world: Any, waiting: set[int]) -> None:
+    """Receive every message from the ``waiting`` ranks until each has said goodbye."""
+    from mpi4py import MPI
+
+    status, deadline = MPI.Status(), time.monotonic() + LAST_WORD_S
+    while waiting and time.monotonic() < deadline:
+        if not world.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
+            time.sleep(POLL_MAX_S)
+            continue
+        source, tag = status.Get_source(), status.Get_tag()
+        world.recv(source=source, tag=tag)
+        if tag == TAG_BYE:
+            waiting.discard(source)
+    MPIExecutor.lost |= waiting
 
 
 def end_job(code: int) -> int:
@@ -187,8 +248,12 @@ def end_job(code: int) -> int:
 class MPIExecutor(Executor):
     """Rank 0's side: dynamic, placed hand-out of cells to ranks 1 … N−1.
 
-    Worker ranks send a heartbeat every ``HARNESS_MPI_HEARTBEAT_S`` seconds (default 5)
-    and rank 0 sends one to idle ranks. A busy rank silent for ``lost_after_s()`` is lost
+    Every rank sends heartbeats from a thread of its own (:func:`heartbeats`) every
+    ``HARNESS_MPI_HEARTBEAT_S`` seconds (default 5): worker ranks to rank 0, and rank 0,
+    from its start-up to its end, to every live worker rank (the CLI starts them before it
+    reads the grid: a worker rank that hears nothing for ``lost_after_s()`` stops, and
+    rank 0's start-up can take longer than that on a busy node). A busy rank silent for
+    ``lost_after_s()`` is lost
     (its node died, it was killed): its cell is recorded ``error`` (``RankLost``, rerun by
     ``--retry-failed``), it gets no more cells, and the others go on; when no rank is left,
     every cell not yet handed out is recorded ``skipped`` (``NoWorkers``, run by the next
@@ -227,7 +292,7 @@ class MPIExecutor(Executor):
         yield from skipped
         busy: dict[int, tuple[Cell, Placement]] = {}
         last: dict[int, Placement] = {}
-        silence, beat_s, last_beat = lost_after_s(), _heartbeat_s(), time.monotonic()
+        silence = lost_after_s()
 
         def hand_out() -> Iterator[Event]:
             """Send each idle live rank the first cell that fits on its node now."""
@@ -268,11 +333,6 @@ class MPIExecutor(Executor):
                 placer.give(rank, where)
                 yield Finished(cell, self._lost(cell, rank, now - self._heard[rank]))
                 yield from hand_out()
-            if now - last_beat > beat_s:
-                for rank in ranks:
-                    if rank not in busy and rank not in self.lost:
-                        self.world.send(None, dest=rank, tag=TAG_HEARTBEAT)
-                last_beat = now
             wait.wait()
 
     def _greet(self, ranks: range, status: Any, wait: Backoff) -> None:
