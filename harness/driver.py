@@ -1,10 +1,10 @@
 """Run a grid into an output folder: plan what is left, execute, write as results arrive.
 
-Resume rules (DESIGN §4): a cell whose latest attempt is ``ok`` is skipped; failed cells
-(error, timeout, diverged, oom) are rerun only with ``retry_failed``; preempted, skipped
-and never-finished cells are always run; ``force`` reruns everything. The driver alone
-writes, one durable journal record per finished cell, so an interruption at any moment loses
-no finished cell.
+Resume rules (docs/executors.md, "Interrupting, preemption and resuming"): a cell whose
+latest attempt is ``ok`` is skipped; failed cells (error, timeout, diverged, oom) are rerun
+only with ``retry_failed``; preempted, skipped and never-finished cells are always run;
+``force`` reruns everything. The driver alone writes, one durable journal record per
+finished cell, so an interruption at any moment loses no finished cell.
 
 Stopping from outside (Ctrl-C, or SIGTERM/SIGUSR1, which the CLI turns into
 :class:`~harness.errors.Preempted`: Slurm preemption, the time-limit warning, scancel)

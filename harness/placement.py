@@ -1,6 +1,6 @@
 """Placement: which cores and GPUs of a node a cell gets, the same rule on every backend.
 
-A cell asks for ``cpus`` cores and ``gpus`` GPUs (DESIGN: its resources). On ``local`` and
+A cell asks for ``cpus`` cores and ``gpus`` GPUs (its resource keys, docs/grid.md). On ``local`` and
 ``mpi`` the executor keeps one :class:`Allocator` per node and runs a cell only when that
 many cores and GPUs are free there; the cell gets disjoint cores (its process and all its
 threads are pinned to them, :func:`pin_process`) and its own GPUs (``CUDA_VISIBLE_DEVICES``

@@ -88,6 +88,20 @@ def wait_until(what: str, ready: Callable[[], bool],
         time.sleep(0.05)
 
 
+def processes(environment: Callable[[list[bytes]], bool]) -> list[int]:
+    """The PIDs of this host's processes whose environment (``KEY=value`` entries) passes
+    ``environment``: a test's processes are told apart by a value only that test set."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+        if environment(env):
+            pids.append(int(proc.name))
+    return pids
+
+
 def in_flight(out: Path) -> list[str]:
     """The cell ids the runs of folder ``out`` have in flight now (their
     ``runs/*.inflight.json``)."""

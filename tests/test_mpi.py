@@ -1,6 +1,7 @@
 """The MPI backend under a real ``mpiexec`` (the MPICH wheel installed by `make test`)."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from harness.stopping import PAUSE_ENV
-from tests.conftest import ROOT, WAIT_S, wait_until
+from tests.conftest import ROOT, WAIT_S, processes, wait_until
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 HARNESS = Path(sys.executable).parent / "harness"
@@ -115,18 +116,42 @@ def test_worker_ranks_wait_through_a_slow_start_of_rank_0(tmp_path, write_grid):
     which a worker rank gives up on it, on a busy node: rank 0 is heard throughout."""
     grid = write_grid("name: slow-start\nseeds: [0, 1, 2, 3]\nexperiments:\n"
                       "  - problem: probe\n    params: {size: 10}\n    strategies: [probe]\n")
-    marker, out = tmp_path / "paused", tmp_path / "out"
-    env = {**os.environ, "HARNESS_MPI_HEARTBEAT_S": "0.2", "HARNESS_MPI_LOST_S": "2",
+    marker, out, silence_s = tmp_path / "paused", tmp_path / "out", 2
+    env = {**os.environ, "HARNESS_MPI_HEARTBEAT_S": "0.2", "HARNESS_MPI_LOST_S": str(silence_s),
            PAUSE_ENV: f"startup={marker}"}
-    proc = subprocess.Popen([str(MPIEXEC), "-n", "3", str(HARNESS), "run", str(grid), "--out",
-                             str(out), "--backend", "mpi", "--quiet"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_until("rank 0 held in its start-up", marker.exists, proc)
-    time.sleep(6)  # what is tested: three times the silence a worker rank allows
-    marker.unlink()
-    stdout, err = proc.communicate(timeout=WAIT_S)
-    assert proc.returncode == 0, stdout + err
-    assert "no word from rank 0" not in err
+    log = tmp_path / "stderr"  # a file, to be read while the job runs
+    ours = f"{PAUSE_ENV}=startup={marker}".encode()
+
+    def waiting_workers() -> int:
+        """Worker ranks in their loop: each starts a cell worker (which inherits this test's
+        pause setting) just before it counts rank 0's silence, and kills it on giving up."""
+        assert "no word from rank 0" not in log.read_text(), log.read_text()
+        return len(processes(
+            lambda e: ours in e and any(v.startswith(b"HARNESS_WORKER=mpi-") for v in e)))
+
+    with open(log, "w") as err_file:
+        proc = subprocess.Popen([str(MPIEXEC), "-n", "3", str(HARNESS), "run", str(grid),
+                                 "--out", str(out), "--backend", "mpi", "--quiet"], cwd=ROOT,
+                                env=env, stdout=subprocess.PIPE, stderr=err_file, text=True,
+                                start_new_session=True)  # a group to kill if the test fails
+    try:
+        wait_until("rank 0 held in its start-up, both worker ranks waiting for cells",
+                   lambda: marker.exists() and waiting_workers() == 2, proc)
+        held_since = time.monotonic()
+        # What is tested is a duration: rank 0 held for three times the silence a worker rank
+        # allows, with both worker ranks still waiting all along.
+        wait_until(f"rank 0 held for {3 * silence_s} s",
+                   lambda: waiting_workers() == 2 and time.monotonic() - held_since > 3 * silence_s,
+                   proc)
+        marker.unlink()
+        stdout, _ = proc.communicate(timeout=WAIT_S)
+        err = log.read_text()
+        assert proc.returncode == 0, stdout + err
+        assert "no word from rank 0" not in err
+    finally:
+        if proc.poll() is None:  # held or hung: end the whole job
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     df = pd.read_parquet(out / "cells")
     assert len(df) == 4 and (df["status"] == "ok").all() and set(df["rank"]) == {1, 2}
 

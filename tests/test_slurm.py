@@ -18,7 +18,7 @@ import pytest
 from harness.schema import deterministic_metric_columns
 from harness.slurm import scheduler
 from harness.store import Store
-from tests.conftest import ROOT, WAIT_S, held_grid, in_flight, wait_until
+from tests.conftest import ROOT, WAIT_S, held_grid, in_flight, processes, wait_until
 
 pytestmark = pytest.mark.slurm
 HARNESS = [sys.executable, "-m", "harness.cli"]
@@ -218,15 +218,8 @@ def test_ray_mode_runs_cells_on_both_nodes(write_grid, tmp_path):
 
 def job_processes(job: str) -> list[int]:
     """The PIDs of every process of Slurm job ``job`` on this host."""
-    pids = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            env = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"SLURM_JOB_ID={job}".encode() in env or f"SLURM_ARRAY_JOB_ID={job}".encode() in env:
-            pids.append(int(proc.name))
-    return pids
+    ours = {f"SLURM_JOB_ID={job}".encode(), f"SLURM_ARRAY_JOB_ID={job}".encode()}
+    return processes(lambda env: not ours.isdisjoint(env))
 
 
 def let_start(task: str, job: str) -> None:

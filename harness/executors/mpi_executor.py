@@ -114,7 +114,7 @@ def heartbeats(world: Any, to: Callable[[], Iterable[int]]) -> Iterator[None]:
     ``HARNESS_MPI_HEARTBEAT_S`` seconds to each rank ``to()`` names: a worker rank to rank
     0, rank 0 to the live worker ranks. From a thread, so that a rank busy with a cell, or
     rank 0 still starting (importing torch, validating the grid) or merging results, is
-    still heard. None when the MPI library cannot send from a second thread (then nobody
+    still heard. No thread when the MPI library cannot send from a second one (then nobody
     counts as lost: ``lost_after_s`` is infinite)."""
     stop = threading.Event()
 
@@ -209,8 +209,8 @@ def release_workers() -> None:
     world = comm()
     with stopping.deferred():  # a stop signal meanwhile is noted, and raised at the end
         with _SENDING:
+            waiting = set(live_workers())
             MPIExecutor.released = True
-            waiting = {r for r in range(1, world.Get_size()) if r not in MPIExecutor.lost}
             for rank in waiting:
                 world.send(None, dest=rank, tag=TAG_STOP)
         _last_words(world, waiting)
@@ -223,7 +223,7 @@ def _last_words(world: Any, waiting: set[int]) -> None:
     status, deadline = MPI.Status(), time.monotonic() + LAST_WORD_S
     while waiting and time.monotonic() < deadline:
         if not world.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
-            time.sleep(POLL_MAX_S)
+            time.sleep(POLL_MAX_S)  # not Backoff.wait: a stop signal must not cut this short
             continue
         source, tag = status.Get_source(), status.Get_tag()
         world.recv(source=source, tag=tag)
@@ -251,14 +251,14 @@ class MPIExecutor(Executor):
     Every rank sends heartbeats from a thread of its own (:func:`heartbeats`) every
     ``HARNESS_MPI_HEARTBEAT_S`` seconds (default 5): worker ranks to rank 0, and rank 0,
     from its start-up to its end, to every live worker rank (the CLI starts them before it
-    reads the grid: a worker rank that hears nothing for ``lost_after_s()`` stops, and
-    rank 0's start-up can take longer than that on a busy node). A busy rank silent for
-    ``lost_after_s()`` is lost
-    (its node died, it was killed): its cell is recorded ``error`` (``RankLost``, rerun by
-    ``--retry-failed``), it gets no more cells, and the others go on; when no rank is left,
-    every cell not yet handed out is recorded ``skipped`` (``NoWorkers``, run by the next
-    run). This needs the job to survive a dead rank (``srun --kill-on-bad-exit=0``, the
-    Slurm mpi mode); MPICH's ``mpiexec`` ends the whole job instead."""
+    reads the grid: a worker rank that hears nothing for ``lost_after_s()`` stops, and rank
+    0's start-up can take longer than that on a busy node). A busy rank silent for
+    ``lost_after_s()`` is lost (its node died, it was killed): its cell is recorded
+    ``error`` (``RankLost``, rerun by ``--retry-failed``), it gets no more cells, and the
+    others go on; when no rank is left, every cell not yet handed out is recorded
+    ``skipped`` (``NoWorkers``, run by the next run). This needs the job to survive a dead
+    rank (``srun --kill-on-bad-exit=0``, the Slurm mpi mode); MPICH's ``mpiexec`` ends the
+    whole job instead."""
 
     name = "mpi"
     released = False  # class-wide: the STOP messages go out once per process
