@@ -68,6 +68,10 @@ class Cell:
     strategy_params: dict[str, Any]
     seed: int
     resources: Resources = field(default_factory=Resources)
+    # Where the grid runs it (not part of its identity): its block — the cells of one
+    # problem instance and seed, run side by side — and its place in the grid's run order.
+    block: int = 0
+    run_order: int = 0
 
     def label(self, swept: frozenset[str] = frozenset()) -> str:
         """Short human name; ``swept`` names the parameters worth showing (default: none).

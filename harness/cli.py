@@ -389,7 +389,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare_runs, write_compare
+    from .compare import compare_runs, failed, verdict_lines, write_compare
 
     base = _output_folder(args.base, must_exist=True)
     new = _output_folder(args.new, must_exist=True)
@@ -397,15 +397,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     pct = args.fail_on_regression
     for path in write_compare(result, Path(args.out) if args.out else new, pct):
         print(path)
-    if pct is None:
-        return EXIT_OK
-    slower, failed = result.regressions(pct), result.newly_failed()
-    for v in slower:
-        print(f"slower: {v.problem} {v.label}: training time ×{v.train.text()}")
-    for row in failed.itertuples():
-        print(f"failed: {row.cell_id} {row.problem} {row.strategy} seed {row.seed}: "
-              f"{row.status_base} → {row.status_new}")
-    return EXIT_FAILED if slower or len(failed) else EXIT_OK
+    for line in verdict_lines(result, pct):
+        print(line)
+    return EXIT_FAILED if pct is not None and failed(result, pct) else EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -3,12 +3,19 @@
 Cells are matched by identity (``cell_id``: problem, strategy, their parameters and the
 seed — not backend, host or device), so the same comparison serves a commit against the
 last release, a GPU run against a CPU run, and one backend against another. Per problem
-and strategy variant: the ratio NEW ÷ BASE of the training time and of the time per
-iteration (geometric mean over the matched cells with a 95% t interval on the log-ratios,
-``harness.stats``), the difference NEW − BASE of every declared quality metric (exactly
-equal, or its mean with an interval), cells whose status changed, cells found in one run
-only, and a figure of the per-variant time ratios. Written as ``compare.md`` and a
+instance and strategy variant: the ratio NEW ÷ BASE of the training time and of the time
+per iteration (geometric mean over the matched cells with a 95% t interval on the
+log-ratios, ``harness.stats``), the difference NEW − BASE of every declared quality metric
+(exactly equal, or its mean with an interval), cells whose status changed, cells found in
+one run only, and a figure of the per-variant time ratios. Written as ``compare.md`` and a
 self-contained ``compare.html``.
+
+A regression (``--fail-on-regression PCT``) is decided so that an A/A comparison — the same
+code run twice — rarely cries wolf: one hypothesis per variant ("its time ratio exceeds
+1 + PCT/100", a one-sided t test on its cells' log ratios) and one for the run as a whole
+(the same test on the variants' mean log ratios: a slowdown of everything), with Holm's
+procedure across all of them at 5%. Variants with fewer than two matched cells cannot be
+tested and are listed; runs on different machines are warned about (docs/verdicts.md).
 """
 
 from __future__ import annotations
@@ -26,10 +33,12 @@ from .report.document import Document, Figure, Heading, Paragraph, Table, to_htm
 from .report.labels import by_problem, sort_labels, with_labels
 from .result import FAILED, OK
 from .schema import deterministic_metric_columns
-from .stats import Estimate, paired_difference, paired_ratio
+from .stats import Estimate, estimate, holm, paired_difference, paired_ratio
 from .store import load_cells
 
 PER_ITERATION = ("iter_s", "epoch_s")  # time of one iteration or epoch, where declared
+FAMILY_ERROR = 0.05  # Holm across the variants and the whole run, one-sided
+MACHINE = ("host", "gpu_name", "device", "backend")  # where a cell ran, per row
 
 
 @dataclass
@@ -55,12 +64,39 @@ class RunComparison:
     status_changes: pd.DataFrame  # cell_id, problem, strategy, seed, status_base, status_new
     only_base: pd.DataFrame
     only_new: pd.DataFrame
+    machines: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    per_seed: pd.Series = field(default_factory=pd.Series)  # mean training-time log ratio
 
-    def regressions(self, pct: float) -> list[Variant]:
-        """Variants whose training time ratio's interval lies wholly above 1 + pct/100."""
+    @property
+    def overall(self) -> Estimate | None:
+        """The whole run's training-time ratio NEW ÷ BASE: per seed the mean log ratio of
+        its cells, their geometric mean with a t interval over seeds. Seeds, not variants,
+        are its unit: the run order takes seed after seed, so drift of either machine over
+        the run shows up as a difference between seeds instead of hiding in a shared
+        offset of every variant."""
+        return None if self.per_seed.empty else replace(
+            estimate(self.per_seed.to_numpy(), "ratio"), unit="seed")
+
+    def untestable(self) -> list[Variant]:
+        """Variants with fewer than two cells ok in both runs: no test can flag them."""
+        return [v for v in self.variants if v.train is None or len(v.train.sample) < 2]
+
+    def regressions(self, pct: float) -> list[Variant | str]:
+        """What is slower than 1 + pct/100 after Holm's procedure across every testable
+        variant and the whole run (``"the whole run"`` for the latter)."""
         bound = 1 + pct / 100
-        return [v for v in self.variants if v.train is not None and v.train.has_interval
-                and v.train.low > bound]
+        tested: list[Variant | str] = [v for v in self.variants if v not in self.untestable()]
+        overall = self.overall
+        if overall is not None and overall.n >= 2:
+            tested.append("the whole run")
+        p = [(overall if isinstance(t, str) else t.train).p_values(">", bound)[0]
+             for t in tested]
+        return [t for t, slower in zip(tested, holm(p, FAMILY_ERROR), strict=True) if slower]
+
+    def machine_differences(self) -> list[str]:
+        """``host: vm vs gpu-node-3`` for every way the two runs' machines differ."""
+        return [f"{what}: {', '.join(a) or '–'} vs {', '.join(b) or '–'}"
+                for what, (a, b) in self.machines.items() if a != b]
 
     def newly_failed(self) -> pd.DataFrame:
         """Cells ``ok`` in BASE and failed (error, timeout, diverged, oom) in NEW."""
@@ -72,10 +108,18 @@ def compare_runs(base: Path, new: Path) -> RunComparison:
     """Match the latest attempts of two output folders by ``cell_id``; an ``InputError``
     when they share no cell."""
     a, b = load_cells(base), load_cells(new)
-    common = sorted(set(a["cell_id"]) & set(b["cell_id"]))
-    if not common:
+    if not set(a["cell_id"]) & set(b["cell_id"]):
         raise InputError(f"no cell in common with {new} ({len(a)} and {len(b)} cells): "
                          f"compare two runs of the same grid", file=str(base))
+    return compare_cells(a, b, base, new, (_cpu_models(base), _cpu_models(new)))
+
+
+def compare_cells(a: pd.DataFrame, b: pd.DataFrame, base: Path, new: Path,
+                  cpu_models: tuple[list[str], list[str]] = ([], [])) -> RunComparison:
+    """The comparison of two cells tables (latest attempts) of one grid."""
+    common = sorted(set(a["cell_id"]) & set(b["cell_id"]))
+    machines = {col: (_distinct(a, col), _distinct(b, col)) for col in MACHINE}
+    machines["CPU model"] = cpu_models
     a, b = a.set_index("cell_id"), b.set_index("cell_id")
     both = a.loc[common].join(b.loc[common], suffixes=("", "_new"))
     keep = ["problem", "strategy", "seed"]
@@ -85,7 +129,29 @@ def compare_runs(base: Path, new: Path) -> RunComparison:
     only_base = a.drop(index=common).reset_index()[["cell_id", *keep, "status"]]
     only_new = b.drop(index=common).reset_index()[["cell_id", *keep, "status"]]
     ok = both[(both["status"] == OK) & (both["status_new"] == OK)].reset_index()
-    return RunComparison(base, new, len(common), _variants(ok), changes, only_base, only_new)
+    logs = np.log(ok["train_s_new"].astype(float)) - np.log(ok["train_s"].astype(float))
+    per_seed = logs[np.isfinite(logs)].groupby(ok["seed"]).mean()
+    return RunComparison(base, new, len(common), _variants(ok), changes, only_base, only_new,
+                         machines, per_seed)
+
+
+def _distinct(df: pd.DataFrame, col: str) -> list[str]:
+    return sorted({str(v) for v in df[col].dropna().unique()}) if col in df else []
+
+
+def _cpu_models(out: Path) -> list[str]:
+    """The CPU models the runs of ``out`` recorded in their manifests."""
+    import json
+
+    found = set()
+    for path in (out / "runs").glob("*.json"):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(info, dict) and info.get("cpu_model"):
+            found.add(str(info["cpu_model"]))
+    return sorted(found)
 
 
 def _variants(ok: pd.DataFrame) -> list[Variant]:
@@ -93,6 +159,7 @@ def _variants(ok: pd.DataFrame) -> list[Variant]:
                if m in ok and pd.api.types.is_numeric_dtype(ok[m]) and ok[m].notna().any()]
     variants = []
     for title, _, rows in by_problem(with_labels(ok)):
+        rows = rows.assign(label=_instances(rows) + rows["label"])
         for label in sort_labels(rows["label"]):
             g = rows[rows["label"] == label]
             per_iter = next((m for m in PER_ITERATION if m in g and g[m].notna().any()), None)
@@ -108,6 +175,19 @@ def _variants(ok: pd.DataFrame) -> list[Variant]:
                     v.differences[metric] = d
             variants.append(v)
     return variants
+
+
+def _instances(rows: pd.DataFrame) -> pd.Series:
+    """``n_features=16: `` for rows of a problem whose parameters vary, else ``""``: a
+    variant is one problem instance and one strategy variant, never a pool of both."""
+    varying = [c for c in rows if c.startswith("p_") and rows[c].astype(str).nunique() > 1]
+    if not varying:
+        return pd.Series("", index=rows.index)
+    def text(v: Any) -> str:
+        return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+    return rows[varying].apply(
+        lambda r: ",".join(f"{c[2:]}={text(r[c])}" for c in varying) + ": ", axis=1)
 
 
 def _ratio(g: pd.DataFrame, metric: str) -> Estimate | None:
@@ -143,22 +223,64 @@ def write_compare(result: RunComparison, out: Path, fail_pct: float | None = Non
     return [*written, *([figure.path] if figure else [])]
 
 
+def verdict_lines(result: RunComparison, pct: float | None) -> list[str]:
+    """What the command prints besides the files: a warning per way the machines differ,
+    the untestable variants, and with ``pct`` every regression and newly failed cell."""
+    lines = [f"warning: BASE and NEW ran on different machines ({d}): a time ratio then "
+             f"measures the machines as much as the code" for d in result.machine_differences()]
+    untestable = result.untestable()
+    if untestable:
+        lines.append(f"untestable: {len(untestable)} variant(s) with fewer than two cells ok "
+                     f"in both runs: " + "; ".join(f"{v.problem} {v.label}"
+                                                   for v in untestable[:10])
+                     + (" …" if len(untestable) > 10 else ""))
+    if pct is not None:
+        for v in result.regressions(pct):
+            lines.append(f"slower: {v}: training time ×{_text(result.overall)}" if
+                         isinstance(v, str) else
+                         f"slower: {v.problem} {v.label}: training time ×{v.train.text()}")
+        for row in result.newly_failed().itertuples():
+            lines.append(f"failed: {row.cell_id} {row.problem} {row.strategy} seed {row.seed}: "
+                         f"{row.status_base} → {row.status_new}")
+    return lines
+
+
+def failed(result: RunComparison, pct: float) -> bool:
+    """Whether ``--fail-on-regression pct`` fails: a regression or a cell ok in BASE that
+    failed in NEW."""
+    return bool(result.regressions(pct)) or len(result.newly_failed()) > 0
+
+
 def _summary(result: RunComparison, fail_pct: float | None) -> list[Any]:
     blocks: list[Any] = [Heading("Timing: NEW ÷ BASE"), Paragraph(
         f"BASE `{result.base}`, NEW `{result.new}`: {result.common} cells in common "
         f"(matched by identity: problem, strategy, parameters, seed), {len(result.only_base)} "
         f"in BASE only, {len(result.only_new)} in NEW only, {len(result.status_changes)} "
         f"with another status. Ratios are geometric means over the cells ok in both with a "
-        f"95% t interval on the log-ratios; above 1 means NEW is slower.")]
-    slower = {id(v) for v in result.regressions(fail_pct)} if fail_pct is not None else set()
+        f"95% t interval on the log-ratios; above 1 means NEW is slower. The whole run: "
+        f"{_text(result.overall)} (one value per variant).")]
+    for d in result.machine_differences():
+        blocks.append(Paragraph(f"**Warning: the runs ran on different machines** ({d}): a "
+                                f"time ratio then measures the machines as much as the code."))
+    slower = set()
+    if fail_pct is not None:
+        found = result.regressions(fail_pct)
+        slower = {id(v) for v in found}
+        if "the whole run" in found:
+            blocks.append(Paragraph(f"**The whole run is slower** than 1 + {fail_pct:g}%: "
+                                    f"{_text(result.overall)}."))
+    untestable = {id(v) for v in result.untestable()}
     rows = [[v.problem, v.label, v.cells, _text(v.train),
              f"{v.per_iteration_metric}: {_text(v.per_iteration)}" if v.per_iteration else "–",
-             "slower" if id(v) in slower else ""] for v in result.variants]
+             "slower" if id(v) in slower else "untestable" if id(v) in untestable else ""]
+            for v in result.variants]
     blocks.append(Table(["problem", "variant", "cells", "training time NEW ÷ BASE",
                          "per iteration NEW ÷ BASE", "regression"], rows,
-                        caption="Per problem and strategy variant." + (
-                            f" Regression: the whole interval above 1 + {fail_pct:g}%."
-                            if fail_pct is not None else "")))
+                        caption="Per problem instance and strategy variant." + (
+                            f" Regression: the time ratio above 1 + {fail_pct:g}% by a "
+                            f"one-sided t test, Holm's procedure at {FAMILY_ERROR:.0%} across "
+                            f"every testable variant and the whole run; untestable: fewer "
+                            f"than two cells ok in both runs." if fail_pct is not None else "")))
     return blocks
 
 

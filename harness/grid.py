@@ -7,19 +7,22 @@ names the file, the experiment and the key, and says what is allowed.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from . import registry
-from .cell import RESOURCE_PARAMS, Cell, Resources, build_cell, swept_params
+from .cell import RESOURCE_PARAMS, Cell, Resources, build_cell, canonical_json, swept_params
 from .errors import DataError, InputError, ParamError
 
-TOP_KEYS = ("name", "description", "seeds", "defaults", "experiments")
+TOP_KEYS = ("name", "description", "seeds", "order", "defaults", "experiments")
+ORDERS = ("paired", "file")
 EXPERIMENT_KEYS = ("problem", "params", "strategies", "seeds", *RESOURCE_PARAMS)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -38,6 +41,39 @@ class Grid:
     def swept(self) -> frozenset[str]:
         """Result columns (``p_*``/``s_*``) that take more than one value in this grid."""
         return swept_params(self.cells)
+
+
+def run_order(cells: list[Cell], order: str = "paired") -> list[Cell]:
+    """The order a grid runs its cells in, each numbered with its block and place.
+
+    ``paired`` (the default): the cells a claim pairs — one problem instance and seed —
+    form a block and run next to each other in time, so slow drift of the machine falls on
+    both sides of a pair alike and cancels in their ratio; the strategies within a block
+    come in a random order drawn per block (from the block's identity: the same on every
+    rerun), so neither is always first. Blocks run seed by seed (every instance of seed 0,
+    then of seed 1, …, each seed in file order): a variant's cells then see the drift at
+    several times, and a run stopped early holds whole seeds. ``file``: the file's order,
+    seeds innermost (every cell of one strategy variant before the next)."""
+    def key(c: Cell) -> str:  # the instance by its identity (not where its data lie)
+        declared = registry.problems()[c.problem].parameters
+        ident = {k: v for k, v in c.problem_params.items() if declared[k].identity}
+        return canonical_json([c.problem, ident, c.seed])
+
+    blocks: dict[str, list[Cell]] = {}
+    for c in cells:
+        blocks.setdefault(key(c), []).append(c)
+    if order == "file":
+        index = {k: i for i, k in enumerate(blocks)}
+        ordered = [(index[key(c)], c) for c in cells]
+    else:
+        seeds = sorted({c.seed for c in cells})
+        ranked = sorted(blocks, key=lambda k: seeds.index(blocks[k][0].seed))  # stable
+        ordered = []
+        for i, k in enumerate(ranked):
+            members = blocks[k]
+            rng = random.Random(hashlib.sha256(k.encode()).hexdigest())
+            ordered += [(i, c) for c in rng.sample(members, len(members))]
+    return [replace(c, block=b, run_order=n) for n, (b, c) in enumerate(ordered)]
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -110,6 +146,11 @@ class _Expander:
         experiments = spec.get("experiments")
         if not isinstance(experiments, list) or not experiments:
             raise self.fail("experiments", "must be a non-empty list of experiments")
+        order = spec.get("order", "paired")
+        if order not in ORDERS:
+            raise self.fail("order", f"{order!r} is not an order; allowed: paired (the cells "
+                                     f"of one problem instance and seed side by side, the "
+                                     f"default) or file (the file's order, seeds innermost)")
         grid = Grid(name=name, path=self.source, text=text,
                     description=str(spec.get("description") or ""))
         seen: dict[str, str] = {}
@@ -120,6 +161,7 @@ class _Expander:
                                            f"{seen[cell.cell_id]}); remove one of them")
                 seen[cell.cell_id] = where
                 grid.cells.append(cell)
+        grid.cells = run_order(grid.cells, order)
         return grid
 
     def _known_keys(self, mapping: dict, allowed: tuple[str, ...], where: str | None) -> None:

@@ -64,6 +64,18 @@ def _installed(path: Path) -> bool:
     return any(path.is_relative_to(Path(r).resolve()) for r in roots if r)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` says), so
+    two runs can tell whether they ran on the same kind of machine."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run_provenance() -> dict[str, Any]:
     """Provenance of the driver, for the run manifest and the rows it writes."""
     from . import registry
@@ -76,6 +88,7 @@ def run_provenance() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "host": socket.gethostname(),
+        "cpu_model": cpu_model(),
         "argv": sys.argv,
         "packages": {name: package_version(name) for name in (
             "torch", "numpy", "scipy", "pandas", "pyarrow", "ray", "scikit-learn")},

@@ -1,8 +1,10 @@
 """Shards: a deterministic split of a grid's cells into N disjoint parts.
 
-Cell i of the grid (file order) belongs to shard ``i mod N``, so each shard gets a slice of
-every experiment (cheap and expensive cells mix) and the split depends only on the grid.
-Slurm array task k runs shard k/N (``harness run --shard k/N``).
+Block b of the grid (the cells of one problem instance and seed, which run side by side;
+``harness.grid.run_order``) belongs to shard ``b mod N``: a pair a claim compares is never
+split between two tasks, each shard gets a slice of every experiment (cheap and expensive
+cells mix), and the split depends only on the grid. Slurm array task k runs shard k/N
+(``harness run --shard k/N``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ T = TypeVar("T")
 _SHARD = re.compile(r"^(\d+)/(\d+)$")
 
 
-def shard_of(position: int, count: int) -> int:
-    """The shard (of ``count``) that the cell at ``position`` in the grid belongs to."""
-    return position % count
+def shard_of(block: int, count: int) -> int:
+    """The shard (of ``count``) that the cells of ``block`` belong to."""
+    return block % count
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,9 @@ class Shard:
                              f"0 ≤ I < N, e.g. 0/4", file="harness run")
         return cls(int(m[1]), int(m[2]))
 
-    def select(self, items: Sequence[T]) -> list[T]:
-        """The items of this shard, in their order."""
-        return [x for i, x in enumerate(items) if shard_of(i, self.count) == self.index]
+    def select(self, cells: Sequence[T]) -> list[T]:
+        """The cells of this shard (whole blocks), in their order."""
+        return [c for c in cells if shard_of(c.block, self.count) == self.index]
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"

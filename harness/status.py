@@ -91,11 +91,11 @@ def _holds_lock(out: Path, info: dict) -> bool:
     return holder is not None and holder == info.get("driver", holder)
 
 
-def _queued_task(position: int, jobs: list[Job], queue: dict[str, str]) -> str | None:
-    """The newest job or array task owning the cell at ``position`` that is still queued
+def _queued_task(block: int, jobs: list[Job], queue: dict[str, str]) -> str | None:
+    """The newest job or array task owning the cells of ``block`` that is still queued
     (or running but not at that cell yet)."""
     for job in reversed(jobs):
-        task = job.task_id(shard_of(position, job.shards))
+        task = job.task_id(shard_of(block, job.shards))
         if task in queue:
             return task
     return None
@@ -122,12 +122,12 @@ def folder_status(out: Path) -> FolderStatus:
         finals = scheduler.final_states([i for i in ids if i not in queued_jobs])
     inflight = _live_runs(out, queue)
     states = []
-    for position, cell in enumerate(cells):
+    for cell in cells:
         recorded = latest.get(cell.cell_id, (None, 0))[0]
         if recorded != OK and cell.cell_id in inflight:
             states.append(CellState(cell, RUNNING, inflight[cell.cell_id]))
         elif recorded in (None, PREEMPTED, SKIPPED) and (
-                task := _queued_task(position, jobs, queue)):
+                task := _queued_task(cell.block, jobs, queue)):
             states.append(CellState(cell, PENDING, task))
         else:
             states.append(CellState(cell, recorded or NOT_RUN))

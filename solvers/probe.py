@@ -16,6 +16,9 @@ from harness.plugin import Diverged, Fit, Metric, RunContext, Strategy
 declare_family("probe", "Probe: backend checks")  # the generic report section, no claims
 
 FAILURES = ("none", "raise", "nan", "diverge", "oom", "crash")
+# A test hook: the factor this environment variable gives scales every cell's spin, so a
+# test can make "the same code, slower" under unchanged cell ids (harness compare's tests).
+SLOWDOWN = "HARNESS_PROBE_SLOWDOWN"
 
 
 def spin(seconds: float) -> int:
@@ -51,7 +54,7 @@ class ProbeStrategy(Strategy):
         if p["sleep_s"]:
             time.sleep(p["sleep_s"])
         if p["spin_s"]:
-            spin(p["spin_s"])
+            spin(p["spin_s"] * float(os.environ.get(SLOWDOWN, "1")))
         while p["wait_for"] and not os.path.exists(p["wait_for"]):
             time.sleep(0.02)
         fail = p["fail"]

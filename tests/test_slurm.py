@@ -148,8 +148,9 @@ def rank_process(job: str, rank: int) -> int:
 
 def held_in_order(first: Path, then: Path) -> str:
     """Three probe cells held until ``first`` exists (one per MPI worker rank at the first
-    hand-out), then nine held until ``then`` exists."""
+    hand-out), then nine held until ``then`` exists (in that order: ``order: file``)."""
     return f"""name: lost
+order: file
 experiments:
   - problem: probe
     params: {{size: 10}}

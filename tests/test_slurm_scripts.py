@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InputError
+from harness.grid import load_grid
 from harness.shard import Shard
 from harness.slurm.directives import Request, sbatch_directives
 from harness.slurm.scripts import ScriptInputs, render
@@ -95,11 +96,16 @@ def test_bad_resource_values_are_input_errors(kwargs, message):
     assert message in str(err.value)
 
 
-def test_shards_split_the_cells_disjointly_and_completely():
-    items = list(range(23))
+def test_shards_split_the_cells_disjointly_and_completely_keeping_blocks_whole(write_grid):
+    grid = load_grid(write_grid("name: s\nseeds: [0, 1, 2, 3, 4, 5, 6]\nexperiments:\n"
+                                "  - problem: probe\n    params: {size: [1, 2]}\n"
+                                "    strategies: [probe, {probe: {steps: 5}}]\n"))
+    items = grid.cells  # 14 blocks of 2 cells
     parts = [Shard(i, 5).select(items) for i in range(5)]
-    assert sorted(x for p in parts for x in p) == items
-    assert parts[2] == [2, 7, 12, 17, 22]
+    assert sorted(c.run_order for p in parts for c in p) == list(range(28))
+    assert [c.block for c in parts[2]] == [2, 2, 7, 7, 12, 12]
+    for part in parts:  # both cells of a block (one instance and seed) in the same shard
+        assert all(sum(c.block == x.block for c in part) == 2 for x in part)
     assert Shard.parse("3/8") == Shard(3, 8)
     for bad in ("8/8", "-1/2", "1/0", "a/b", "3"):
         with pytest.raises(InputError, match="allowed: I/N"):

@@ -1,19 +1,20 @@
 """The generic check kinds: claims any family can state without code.
 
-Each is judged on the ``ok`` rows of the scope a section shows, seed by seed (cells with
-the same seed share data, split and initial weights), with a 95% interval
-(``harness.stats``): the claim is reproduced when the whole interval is on its side of the
-threshold, not reproduced when the whole interval is on the other side, inconclusive when
-it straddles.
+Each judges one variant per side (a selector: ``name``, ``name[key=value,…]``; parameters
+it does not name take their one value in the scope, or their default when they take
+several, else the claim is refused), one value per seed (a seed's cells are reduced to
+their mean — of the log ratios for a ratio — before any interval), with failed cells
+counted as the worst outcome (``worse: higher``, the default, or ``lower``) and every
+left-out cell counted in the estimate. The claim is reproduced when the whole 95% interval
+is on its side of the threshold, not reproduced when it is wholly on the other side,
+inconclusive when it straddles (``harness.stats``; several items: ``judge_items``).
 
-- ``metric``: the mean of a metric of one strategy variant over its cells, against a
-  threshold::
+- ``metric``: the mean of a metric of one strategy variant, against a threshold::
 
       {kind: metric, metric: test_mse, strategy: "ridge[lam=0.1]", op: "<=", threshold: 0.05}
 
 - ``ratio`` / ``difference``: a metric of ``strategy`` divided by (minus) that of
-  ``baseline`` in the same problem instance and seed (geometric mean of the per-seed
-  ratios, mean of the differences), against a threshold::
+  ``baseline`` in the same problem instance and seed, against a threshold::
 
       {kind: ratio, metric: train_s, strategy: fast, baseline: slow, op: "<", threshold: 1}
 
@@ -23,26 +24,32 @@ it straddles.
   (default [0.5, 2]); with ``baseline``, that ratio divided by the baseline's own.
 
 Every kind accepts ``where: {param: value, …}`` to restrict the rows, and ``metric``,
-``ratio`` and ``difference`` accept ``over: PARAM`` to judge each value of a swept parameter
-(``reduce: all``, the default, judges every point and the claim must hold at each; ``max``
-or ``min`` judges the point with the largest or smallest estimate).
+``ratio`` and ``difference`` accept ``over: PARAM``: the claim must hold at every value of
+the parameter in the scope (each value is an item; a value without data is inconclusive,
+never skipped), and both sides are free to vary along it (``over: lr`` pairs each learning
+rate of the strategy with the baseline's at the same learning rate).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
-from ..stats import Estimate, mean_interval, paired_difference, paired_ratio, ratio_interval
+from ..stats import Estimate, estimate
 from .claims import (
+    Accounting,
+    ClaimRefused,
+    Item,
     Measurement,
     check_kind,
-    judge_estimate,
-    ok_rows,
+    outcome_values,
+    pair_rows,
     paired_values,
+    select_variant,
     summarise_pairs,
+    variant_values,
 )
 from .document import fmt
 
@@ -51,11 +58,11 @@ if TYPE_CHECKING:
 
 
 def param_column(rows: pd.DataFrame, name: str) -> str | None:
-    """The column of parameter (or metric) ``name``: itself, ``p_name`` or ``s_name``."""
-    for col in (name, f"p_{name}", f"s_{name}"):
-        if col in rows:
-            return col
-    return None
+    """The column of parameter (or metric) ``name`` in ``rows``: itself, ``p_name`` or
+    ``s_name``, the first that holds a value in these rows (``lr`` is a problem parameter
+    of some families and a strategy parameter of others)."""
+    present = [c for c in (name, f"p_{name}", f"s_{name}") if c in rows]
+    return next((c for c in present if rows[c].notna().any()), present[0] if present else None)
 
 
 def _where(rows: pd.DataFrame, check: dict[str, Any]) -> pd.DataFrame:
@@ -69,23 +76,36 @@ def _criterion(what: str, check: dict[str, Any]) -> str:
     return f"{what} {check.get('op', '<=')} {float(check['threshold']):g}"
 
 
-def _judge_points(check: dict[str, Any], points: dict[Any, Estimate], criterion: str
-                  ) -> Measurement:
-    """One item per point of ``over`` (``reduce: all``), or the extreme point only."""
-    if not points:
+def _item(est: Estimate | None, check: dict[str, Any]) -> Item:
+    return Item(est, check.get("op", "<="), float(check["threshold"]))
+
+
+def _over(rows: pd.DataFrame, check: dict[str, Any]) -> str | None:
+    """The column ``over`` names; refused when the check reduces it to one point chosen by
+    the data."""
+    if check.get("reduce", "all") != "all":
+        raise ClaimRefused(f"reduce: {check['reduce']} picks the point by the data it then "
+                           f"judges; a claim over {check['over']} is judged at every point")
+    col = param_column(rows, check["over"])
+    if col is None:
+        raise ClaimRefused(f"over: no parameter {check['over']!r} in the scope")
+    return col
+
+
+def judge_points(check: dict[str, Any], points: dict[Any, Estimate | None], criterion: str
+                 ) -> Measurement:
+    """One item per value of ``over`` in the scope (``points``: value → estimate, None
+    where there is no data); the claim must hold at each."""
+    if not points or all(e is None for e in points.values()):
         return Measurement(criterion, "no point with data", None)
     over = check["over"]
-    text = "; ".join(f"{over} = {fmt(p)}: {e.text()}" for p, e in points.items())
-    reduce = check.get("reduce", "all")
-    if reduce in ("max", "min"):
-        pick = (max if reduce == "max" else min)(points, key=lambda p: points[p].value)
-        return Measurement(f"{criterion}, {reduce} over {over}", f"at {over} = {fmt(pick)} "
-                           f"({text})", [judge_estimate(points[pick], check)],
-                           estimate=points[pick])
-    worst = max(points, key=lambda p: _distance(points[p], check))
+    text = "; ".join(f"{over} = {fmt(p)}: {e.text() if e else 'no data of both sides'}"
+                     for p, e in points.items())
+    judged = [e for e in points.values() if e is not None]
+    worst = max(judged, key=lambda e: _distance(e, check))
     return Measurement(f"{criterion}, at each {over}", text,
-                       [judge_estimate(e, check) for e in points.values()],
-                       estimate=points[worst], every=True)
+                       items=[_item(e, check) for e in points.values()],
+                       estimate=worst, every=True)
 
 
 def _distance(e: Estimate, check: dict[str, Any]) -> float:
@@ -98,75 +118,101 @@ def _single(check: dict[str, Any], est: Estimate | None, criterion: str,
             empty: str) -> Measurement:
     if est is None:
         return Measurement(criterion, empty, None)
-    return Measurement(criterion, est.text(), [judge_estimate(est, check)], estimate=est)
+    return Measurement(criterion, est.text(), items=[_item(est, check)], estimate=est)
+
+
+def _mean_over_seeds(rows: pd.DataFrame, metric: str, acc: Accounting) -> Estimate | None:
+    return acc.onto(estimate(rows.groupby("seed")[metric].mean().to_numpy(), "mean"))
+
+
+def _free(over: str | None) -> tuple[str, ...]:
+    return (over[2:],) if over and over.startswith("s_") else ()
+
+
+def _at_points(rows: pd.DataFrame, over: str, variants: list[pd.DataFrame]):
+    """(point, the scope's rows there, each variant's rows there) for every value of
+    ``over`` in the scope."""
+    for p in sorted(rows[over].dropna().unique()):
+        yield p, rows[rows[over] == p], [v[v[over] == p] for v in variants]
 
 
 @check_kind("metric")
 def metric_check(check: dict[str, Any], rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
-    metric, sel = check["metric"], check["strategy"]
-    criterion = _criterion(f"mean of `{metric}` of `{sel}` over its cells", check)
-    data = _where(ok_rows(rows, sel), check)
-    if metric not in data:
-        return Measurement(criterion, f"no metric {metric!r}", None)
-    if "over" in check:
-        col = param_column(data, check["over"])
-        if col is None:
-            return Measurement(criterion, f"no parameter {check['over']!r}", None)
-        points = {p: e for p, g in data.groupby(col, sort=True)
-                  if (e := mean_interval(g[metric])) is not None}
-        return _judge_points(check, points, criterion)
-    return _single(check, mean_interval(data[metric]), criterion, "no ok cells")
+    metric, sel, worse = check["metric"], check["strategy"], check.get("worse", "higher")
+    criterion = _criterion(f"mean of `{metric}` of `{sel}` over seeds", check)
+    rows = _where(rows, check)
+    over = _over(rows, check) if "over" in check else None
+    variant = select_variant(rows, sel, _free(over))
+    if over:
+        points = {}
+        for p, scope, (v,) in _at_points(rows, over, [variant]):
+            data, acc = outcome_values(v, scope, metric, worse)
+            points[p] = _mean_over_seeds(data, metric, acc)
+        return judge_points(check, points, criterion)
+    data, acc = outcome_values(variant, rows, metric, worse)
+    return _single(check, _mean_over_seeds(data, metric, acc), criterion, "no cells")
 
 
-def _paired(check: dict[str, Any], rows: pd.DataFrame,
-            summarise: Callable[[Any, Any], Estimate | None], sign: str) -> Measurement:
+def _paired(check: dict[str, Any], rows: pd.DataFrame, kind: str, sign: str) -> Measurement:
     metric, sel, base = check["metric"], check["strategy"], check["baseline"]
+    worse = check.get("worse", "higher")
     criterion = _criterion(f"`{metric}` of `{sel}` {sign} that of `{base}`, per seed", check)
     rows = _where(rows, check)
-    over = param_column(rows, check["over"]) if "over" in check else None
-    if "over" in check and over is None:
-        return Measurement(criterion, f"no parameter {check['over']!r}", None)
-    pairs = paired_values(rows, sel, base, metric, (over,) if over else ())
-    if over:
-        points = {p: e for p, g in pairs.groupby(over, sort=True)
-                  if (e := summarise_pairs(g, summarise)) is not None}
-        return _judge_points(check, points, criterion)
-    return _single(check, summarise_pairs(pairs, summarise), criterion,
-                   "no ok cells of both variants with a common seed")
+    over = _over(rows, check) if "over" in check else None
+    if not over:
+        pairs, acc = paired_values(rows, sel, base, metric, (), worse)
+        return _single(check, summarise_pairs(pairs, kind, acc), criterion,
+                       "no cells of both variants with a common seed")
+    sides = [select_variant(rows, s, _free(over)) for s in (sel, base)]
+    points = {}
+    for p, scope, (a, b) in _at_points(rows, over, sides):
+        (a, acc_a), (b, acc_b) = (outcome_values(x, scope, metric, worse) for x in (a, b))
+        points[p] = summarise_pairs(pair_rows(a, b, metric), kind, acc_a + acc_b)
+    return judge_points(check, points, criterion)
 
 
 @check_kind("ratio")
 def ratio_check(check: dict[str, Any], rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
-    return _paired(check, rows, paired_ratio, "÷")
+    return _paired(check, rows, "ratio", "÷")
 
 
 @check_kind("difference")
 def difference_check(check: dict[str, Any], rows: pd.DataFrame,
                      ctx: ReportContext) -> Measurement:
-    return _paired(check, rows, paired_difference, "−")
+    return _paired(check, rows, "difference", "−")
 
 
 def curve_ratios(rows: pd.DataFrame, check: dict[str, Any], selector: str
-                 ) -> tuple[pd.Series | None, str]:
+                 ) -> tuple[pd.Series | None, str, Accounting]:
     """Per seed, the value of ``metric`` at the point ``at`` over the smaller of the values
-    at the points ``at × around`` for ``selector``; (None, why) when a point has no data."""
-    data = _where(ok_rows(rows, selector), check)
-    col = param_column(data, check["over"])
-    if col is None or data.empty:
-        return None, f"no ok cells of `{selector}`"
+    at the points ``at × around`` for the one variant ``selector`` names (a seed's cells at
+    a point reduced to their mean, failed cells counted as the worst value of the scope);
+    (None, why, accounting) when a point has no data."""
+    rows = _where(rows, check)
+    col = param_column(rows, check["over"])
+    if col is None:
+        return None, f"no parameter {check['over']!r}", Accounting()
+    data, acc = variant_values(rows, selector, check["metric"], _free(col),
+                               check.get("worse", "higher"))
+    if data.empty:
+        return None, f"no cells of `{selector}`", acc
     at = check["at"]
     if isinstance(at, str):
         at_col = param_column(data, at)
         if at_col is None:
-            return None, f"no parameter {at!r}"
+            return None, f"no parameter {at!r}", acc
         at = data[at_col].iloc[0]
     around = [float(at) * f for f in check.get("around", [0.5, 2])]
     table = data.pivot_table(index="seed", columns=col, values=check["metric"], aggfunc="mean")
     missing = [fmt(p) for p in [float(at), *around] if p not in table.columns]
     if missing:
-        return None, f"`{selector}`: no ok cells at {check['over']} = {', '.join(missing)}"
-    table = table[[float(at), *around]].dropna()
-    return table[float(at)] / table[around].min(axis=1), ""
+        return None, f"`{selector}`: no cells at {check['over']} = {', '.join(missing)}", acc
+    table = table[[float(at), *around]]
+    incomplete = int(table.isna().any(axis=1).sum())
+    if incomplete:
+        acc = acc + Accounting(excluded={"seeds without every point": incomplete})
+    table = table.dropna()
+    return table[float(at)] / table[around].min(axis=1), "", acc
 
 
 @check_kind("curve_ratio")
@@ -176,16 +222,16 @@ def curve_ratio_check(check: dict[str, Any], rows: pd.DataFrame,
     what = (f"value of `{check['metric']}` for `{sel}` at {over} = {check['at']} ÷ the smaller "
             f"of its values at {over} = {check['at']} × {check.get('around', [0.5, 2])}, "
             f"per seed")
-    own, why = curve_ratios(rows, check, sel)
+    own, why, acc = curve_ratios(rows, check, sel)
     if own is None:
         return Measurement(_criterion(what, check), why, None)
     if "baseline" not in check:
-        return _single(check, ratio_interval(own.to_numpy()), _criterion(what, check),
-                       "no seed")
-    base, why = curve_ratios(rows, check, check["baseline"])
+        est = acc.onto(estimate(np.log(own.to_numpy(float)), "ratio"))
+        return _single(check, est, _criterion(what, check), "no seed")
+    base, why, acc_b = curve_ratios(rows, check, check["baseline"])
     what += f", ÷ the same ratio of `{check['baseline']}`"
     if base is None:
         return Measurement(_criterion(what, check), why, None)
     both = pd.concat([own.rename("a"), base.rename("b")], axis=1).dropna()
-    return _single(check, paired_ratio(both["a"], both["b"]), _criterion(what, check),
-                   "no common seed")
+    est = summarise_pairs(both.rename_axis("seed").reset_index(), "ratio", acc + acc_b)
+    return _single(check, est, _criterion(what, check), "no common seed")

@@ -43,13 +43,15 @@ import yaml
 from .. import registry
 from ..errors import InputError, RegistrationError
 from ..family import Family
-from ..stats import Estimate, paired_ratio
+from ..result import FAILED, OK
+from ..stats import ALPHA, NOT_FINITE, NOT_POSITIVE, Estimate, estimate, holm
 from .document import Heading, Link, Paragraph, Table, Verdict, slug
 
 if TYPE_CHECKING:
     from . import ReportContext
 
-OUTCOMES = ("reproduced", "partly reproduced", "not reproduced", "inconclusive", "no data")
+OUTCOMES = ("reproduced", "partly reproduced", "not reproduced", "inconclusive", "no data",
+            "refused")
 _SELECTOR = re.compile(r"^(?P<name>[A-Za-z0-9_]+)(\[(?P<params>[^\]]*)\])?$")
 
 
@@ -70,33 +72,66 @@ class Reference:
     path: str = ""
 
 
+@dataclass(frozen=True)
+class Item:
+    """One thing a claim is judged on (a value, a problem, a point of a curve): its
+    estimate, and the criterion ``value op threshold`` it must meet."""
+
+    estimate: Estimate | None
+    op: str
+    threshold: float
+
+
+def judge_items(items: list[Item], every: bool) -> list[bool | None]:
+    """True / False / None per item, combined so that the claim's verdict keeps its error
+    (docs/verdicts.md): an item is False only when Holm's procedure across the items rejects
+    "it holds" at 2.5% (so a claim is wrongly "not reproduced" at most 2.5% of the time
+    however many items it has); an item is True when its own interval is on the claim's
+    side — enough for an every-item claim (an intersection-union test needs no correction),
+    and Holm-corrected too when the items are judged separately."""
+    p = [i.estimate.p_values(i.op, i.threshold) if i.estimate is not None else (1.0, 1.0)
+         for i in items]
+    fails = holm([f for _, f in p])
+    holds = [h < ALPHA for h, _ in p] if every else holm([h for h, _ in p])
+    return [True if h else False if f else None for h, f in zip(holds, fails, strict=True)]
+
+
 @dataclass
 class Measurement:
-    """What a check measured. ``passed``: one entry per item judged (one value, one per
-    problem, one per point of a curve): True when the item's interval is wholly on the
-    claim's side, False when wholly on the other, None when it straddles (or there is no
-    interval); None or empty when there is nothing to judge (``no data``). ``estimate``:
-    the figure the verdict prints (its value, 95% interval and seed count). ``every``: the
-    claim must hold for every item, so some passing items do not make it partly
-    reproduced."""
+    """What a check measured. ``items``: what it judged (one value, one per problem, one
+    per point of a curve), combined by :func:`judge_items`; or ``passed``, the decisions of
+    a check that combines its items itself: True when the item holds, False when it surely
+    does not, None when it cannot tell; None or empty when there is nothing to judge
+    (``no data``). ``estimate``: the figure the verdict prints (its value, 95% interval,
+    seeds and what was counted and excluded). ``every``: the claim must hold for every
+    item (so one item surely failing makes it not reproduced); otherwise each item is a
+    claim of its own and some passing make it partly reproduced. ``refused``: why the data
+    cannot answer the claim as written."""
 
     criterion: str
     measured: str
-    passed: list[bool | None] | None
+    passed: list[bool | None] | None = None
     detail: str = ""
     estimate: Estimate | None = None
     every: bool = False
+    items: list[Item] | None = None
+    refused: str = ""
+    target: str = ""  # the criterion's side and threshold, when the check's own are not it
+
+    def __post_init__(self) -> None:
+        if self.items is not None and self.passed is None:
+            self.passed = judge_items(self.items, self.every) if self.items else None
 
     @property
     def outcome(self) -> str:
+        if self.refused:
+            return "refused"
         if not self.passed:
             return "no data"
         held = sum(p is True for p in self.passed)
         failed = sum(p is False for p in self.passed)
         if held == len(self.passed):
             return "reproduced"
-        if failed == len(self.passed):
-            return "not reproduced"
         if failed and (self.every or not held):
             return "not reproduced"
         if failed:
@@ -161,28 +196,106 @@ def load_references(family: Family, extra_dirs: Iterable[Path] = ()) -> list[Ref
 
 
 # -- selecting the rows a check talks about ---------------------------------------------
-def select_strategy(df: pd.DataFrame, selector: str) -> pd.DataFrame:
-    """Rows of ``df`` run with the strategy ``selector`` (``name`` or ``name[k=v,…]``);
-    parameters not named must have their default value."""
+class ClaimRefused(Exception):
+    """The data cannot answer a claim as it is written (a selector that matches several
+    variants or none, a pair that appears twice): the message says why and what exists.
+    The verdict is ``refused``, never a number."""
+
+
+def _parse_selector(selector: str) -> tuple[str, list[tuple[str, str, Any]]]:
     match = _SELECTOR.match(str(selector).strip())
     if not match:
-        raise ValueError(f"strategy selector {selector!r}; write name or name[key=value,…]")
-    name = match["name"]
+        raise ValueError(f"strategy selector {selector!r}; write name or "
+                         f"name[key=value,key!=value,…]")
+    conditions = []
+    for item in filter(None, (match["params"] or "").split(",")):
+        key, op, value = re.split(r"(!=|=)", item, maxsplit=1) if "=" in item else (
+            item, "=", "")
+        conditions.append((key.strip(), op, yaml.safe_load(value.strip())))
+    return match["name"], conditions
+
+
+def _typed(cls: Any, conditions: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
+    """The selector's values as the strategy's parameters type them (``1e-3`` → 0.001)."""
+    return [(key, op, cls.validate({key: value})[key]) for key, op, value in conditions]
+
+
+def _matches(column: pd.Series, value: Any) -> pd.Series:
+    return column.isna() if value is None else (column == value)
+
+
+def variant_labels(df: pd.DataFrame, name: str | None = None, free: tuple[str, ...] = ()
+                   ) -> list[str]:
+    """The variants present in ``df`` (of strategy ``name``, or of every strategy), as
+    selectors with the parameters that vary, ``free`` ones left out."""
+    from .labels import sort_labels, with_labels
+
+    rows = df if name is None else df[df["strategy"] == name]
+    rows = rows.drop(columns=[f"s_{k}" for k in free if f"s_{k}" in rows])
+    return sort_labels(with_labels(rows)["label"]) if len(rows) else []
+
+
+def select_variant(df: pd.DataFrame, selector: str, free: tuple[str, ...] = ()
+                   ) -> pd.DataFrame:
+    """Every row (of any status) of the one variant ``selector`` names (``name``,
+    ``name[key=value,…]``, ``key!=value`` to leave a value out). A parameter the selector
+    does not name and ``free`` does not list must take one value among the strategy's rows
+    that match what it names, or its default when it takes several; otherwise — or when
+    nothing matches — the claim is refused (:class:`ClaimRefused`) with the variants
+    present. ``free``: parameters the
+    check sweeps or pairs over (``over``), which may take every value."""
+    name, conditions = _parse_selector(selector)
+    cls = registry.strategies().get(name)
+    if cls is None:
+        raise ClaimRefused(f"`{selector}`: no strategy {name!r} is registered")
+    unknown = [k for k, _, _ in conditions if k not in cls.parameters]
+    if unknown:
+        raise ClaimRefused(f"`{selector}`: {name} has no parameter {unknown[0]!r}; its "
+                           f"parameters: {', '.join(cls.parameters)}")
+    rows = df[df["strategy"] == name]
+    for key, op, value in _typed(cls, conditions):
+        col = f"s_{key}"
+        if col in rows:
+            hit = _matches(rows[col], value)
+            rows = rows[hit if op == "=" else ~hit]
+    named = {k for k, _, _ in conditions}
+    for key, param in cls.parameters.items():
+        col = f"s_{key}"
+        if key in named or key in free or col not in rows:
+            continue
+        if rows[col].astype(str).nunique() > 1:
+            at_default = _matches(rows[col], param.default)
+            if not at_default.any():
+                variants = variant_labels(rows, free=free)
+                raise ClaimRefused(f"`{selector}` matches {len(variants)} variants "
+                                   f"({', '.join(f'`{v}`' for v in variants)}): name one")
+            rows = rows[at_default]
+    if rows.empty:
+        present = variant_labels(df, name, free) or variant_labels(df, free=free)
+        raise ClaimRefused(f"`{selector}` matches no cell; variants present: "
+                           f"{', '.join(f'`{v}`' for v in present) or 'none'}")
+    return rows
+
+
+def select_strategy(df: pd.DataFrame, selector: str) -> pd.DataFrame:
+    """Rows of ``df`` run with the strategy ``selector`` (``name`` or ``name[k=v,…]``),
+    every parameter it does not name at its default; for figures and tables that show a
+    variant when present (a claim uses :func:`select_variant`, which refuses ambiguity)."""
+    name, conditions = _parse_selector(selector)
     cls = registry.strategies().get(name)
     if cls is None:
         return df.iloc[0:0]
-    params = cls.validate(_selector_params(match))
+    params = cls.validate({k: v for k, _, v in conditions})
     mask = df["strategy"] == name
     for key, value in params.items():
         col = f"s_{key}"
-        if col not in df:
-            continue
-        mask &= df[col].isna() if value is None else (df[col] == value)
+        if col in df:
+            mask &= _matches(df[col], value)
     return df[mask]
 
 
 def ok_rows(df: pd.DataFrame, selector: str) -> pd.DataFrame:
-    """The ``ok`` rows of ``selector``."""
+    """The ``ok`` rows of ``selector`` (:func:`select_strategy`)."""
     rows = select_strategy(df, selector)
     return rows[rows["status"] == "ok"]
 
@@ -190,19 +303,79 @@ def ok_rows(df: pd.DataFrame, selector: str) -> pd.DataFrame:
 def describe_selector(selector: str) -> str | None:
     """The strategy's own words for the variant ``selector`` names (``Strategy.describe``),
     or None."""
-    match = _SELECTOR.match(str(selector).strip())
-    cls = registry.strategies().get(match["name"]) if match else None
-    if cls is None:
+    try:
+        name, conditions = _parse_selector(selector)
+    except ValueError:
         return None
-    return cls.describe(cls.validate(_selector_params(match)))
+    cls = registry.strategies().get(name)
+    if cls is None or any(op == "!=" for _, op, _ in conditions):
+        return None
+    return cls.describe(cls.validate({k: v for k, _, v in conditions}))
 
 
-def _selector_params(match: re.Match) -> dict[str, Any]:
-    given: dict[str, Any] = {}
-    for item in filter(None, (match["params"] or "").split(",")):
-        key, _, value = item.partition("=")
-        given[key.strip()] = yaml.safe_load(value.strip())
-    return given
+# -- the values a claim judges: failed cells counted, the rest accounted for --------------
+COUNTED = tuple(sorted(FAILED))  # a method's failure is an outcome: the worst one
+WORSE = ("higher", "lower")
+FAILED_RULES = ("worst", "exclude")
+
+
+@dataclass
+class Accounting:
+    """Cells counted as the worst outcome and cells left out, by why."""
+
+    counted: dict[str, int] = field(default_factory=dict)
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    def __add__(self, other: Accounting) -> Accounting:
+        out = Accounting(dict(self.counted), dict(self.excluded))
+        for mine, theirs in ((out.counted, other.counted), (out.excluded, other.excluded)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
+        return out
+
+    def onto(self, est: Estimate | None) -> Estimate | None:
+        """``est`` carrying this accounting beside its own."""
+        if est is None:
+            return None
+        return replace(est, counted=tuple(self.counted.items()) + est.counted,
+                       excluded=tuple(self.excluded.items()) + est.excluded)
+
+
+def outcome_values(variant: pd.DataFrame, scope: pd.DataFrame, metric: str,
+                   worse: str = "higher", failed: str = "worst"
+                   ) -> tuple[pd.DataFrame, Accounting]:
+    """The rows of ``variant`` with ``metric`` as a claim counts it: an ``ok`` cell its
+    value; a failed cell (error, timeout, diverged, oom) the worst value any cell of
+    ``scope`` reached (the largest when ``worse`` is ``higher``), which can only understate
+    how bad the failure was (``failed: exclude`` leaves failed cells out instead, for a
+    metric a failure has no value of, such as a time per iteration); a cell that is not an
+    outcome of the method (preempted, skipped) or an ok cell without a finite value is
+    left out. Returns the rows kept and what was counted and left out."""
+    if worse not in WORSE:
+        raise ClaimRefused(f"worse: {worse!r}; one of {', '.join(WORSE)}")
+    if failed not in FAILED_RULES:
+        raise ClaimRefused(f"failed: {failed!r}; one of {', '.join(FAILED_RULES)}")
+    if metric not in variant:
+        return variant.iloc[0:0], Accounting(excluded={f"no column {metric}": len(variant)})
+    values = pd.to_numeric(scope[metric], errors="coerce") if metric in scope else None
+    finite = values[np.isfinite(values)] if values is not None else pd.Series(dtype=float)
+    fill = (finite.max() if worse == "higher" else finite.min()) if len(finite) else None
+    if failed == "exclude":
+        fill = None
+    status = variant["status"]
+    failed = status.isin(COUNTED)
+    ok = (status == OK) & np.isfinite(pd.to_numeric(variant[metric], errors="coerce"))
+    acc = Accounting()
+    for st, n in status[failed].value_counts().items():
+        (acc.counted if fill is not None else acc.excluded)[f"{st} cell{'s' * (n > 1)}"] = n
+    for st, n in status[~failed & (status != OK)].value_counts().items():
+        acc.excluded[f"{st} cell{'s' * (n > 1)}"] = n
+    missing = int(((status == OK) & ~ok).sum())
+    if missing:
+        acc.excluded[f"ok cell{'s' * (missing > 1)} without a finite {metric}"] = missing
+    kept = variant[ok | (failed & (fill is not None))].copy()
+    kept[metric] = kept[metric].where(kept["status"] == OK, fill).astype(float)
+    return kept, acc
 
 
 SIDES = {"reproduced": True, "not reproduced": False, "inconclusive": None}
@@ -216,28 +389,52 @@ def judge_estimate(est: Estimate | None, check: dict[str, Any]) -> bool | None:
     return SIDES[est.side(check.get("op", "<="), float(check["threshold"]))]
 
 
+def variant_values(rows: pd.DataFrame, selector: str, metric: str, free: tuple[str, ...] = (),
+                   worse: str = "higher", failed: str = "worst"
+                   ) -> tuple[pd.DataFrame, Accounting]:
+    """The one variant ``selector`` names in ``rows`` with ``metric`` as a claim counts it
+    (:func:`select_variant`, :func:`outcome_values`)."""
+    return outcome_values(select_variant(rows, selector, free), rows, metric, worse, failed)
+
+
 def paired_values(rows: pd.DataFrame, selector: str, baseline: str, metric: str,
-                  keys: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The ok cells of ``selector`` and ``baseline`` paired (see :func:`pair_rows`)."""
-    return pair_rows(ok_rows(rows, selector), ok_rows(rows, baseline), metric, keys)
+                  keys: tuple[str, ...] = (), worse: str = "higher", failed: str = "worst"
+                  ) -> tuple[pd.DataFrame, Accounting]:
+    """The cells of the variants ``selector`` and ``baseline`` paired (see
+    :func:`pair_rows`), failed cells counted as the worst outcome, and the accounting.
+    ``keys``: parameter columns both sides are paired on (and free to vary)."""
+    free = tuple(k[2:] if k.startswith("s_") else k for k in keys)
+    a, acc_a = variant_values(rows, selector, metric, free, worse, failed)
+    b, acc_b = variant_values(rows, baseline, metric, free, worse, failed)
+    return pair_rows(a, b, metric, keys), acc_a + acc_b
 
 
 def pair_rows(a: pd.DataFrame, b: pd.DataFrame, metric: str,
               keys: tuple[str, ...] = ()) -> pd.DataFrame:
     """Cells of ``a`` and ``b`` paired by problem instance (problem and its parameters),
-    seed and the columns ``keys``: a frame with ``seed``, the keys, and ``a`` and ``b``
-    (the metric of each). Cells with the same seed share data, split and initial
-    weights, so a per-pair ratio or difference removes what the seed changes."""
-    def side(r: pd.DataFrame) -> pd.DataFrame:
-        if r.empty or metric not in r:
-            return pd.DataFrame(columns=["_instance", "seed", *keys, metric])
-        return r.assign(_instance=r["problem"] + "|" + r["params"].map(_problem_json))[
-            ["_instance", "seed", *keys, metric]]
+    seed and the columns ``keys``: a frame with ``instance``, ``seed``, the keys, and ``a``
+    and ``b`` (the metric of each). Cells with the same seed share data, split and initial
+    weights, so a per-pair ratio or difference removes what the seed changes. A side with
+    two cells for one (instance, seed, keys) is refused (:class:`ClaimRefused`): it holds
+    two variants, and pairing each with each would count one seed several times."""
+    on = ["instance", "seed", *keys]
 
-    on = ["_instance", "seed", *keys]
-    both = side(a).merge(side(b), on=on, suffixes=("_a", "_b"))
+    def side(r: pd.DataFrame, which: str) -> pd.DataFrame:
+        if r.empty or metric not in r:
+            return pd.DataFrame(columns=[*on, metric])
+        r = r.assign(instance=r["problem"] + " " + r["params"].map(_problem_json))[
+            [*on, metric]]
+        twice = r[r.duplicated(on, keep=False)]
+        if len(twice):
+            first = twice.iloc[0]
+            where = ", ".join(f"{k} {first[k]}" for k in on)
+            raise ClaimRefused(f"{which} has {int(twice.duplicated(on).sum()) + 1} cells for "
+                               f"{where}: it holds several variants; name one")
+        return r
+
+    both = side(a, "the strategy").merge(side(b, "the baseline"), on=on, suffixes=("_a", "_b"))
     both = both.rename(columns={f"{metric}_a": "a", f"{metric}_b": "b"})
-    return both[[*on[1:], "a", "b"]].astype({"a": float, "b": float})
+    return both[[*on, "a", "b"]].astype({"a": float, "b": float})
 
 
 def iteration_spread(history: pd.DataFrame, cell_ids: Any, metric: str | None = None
@@ -260,14 +457,32 @@ def iteration_spread(history: pd.DataFrame, cell_ids: Any, metric: str | None = 
     return float(np.median(cvs)) if cvs else None
 
 
-def summarise_pairs(pairs: pd.DataFrame, summarise: Callable[[Any, Any], Estimate | None]
-                    = paired_ratio) -> Estimate | None:
-    """``summarise(a, b)`` of the pairs of :func:`pair_rows`, counted in pairs when a seed
-    gives several (e.g. one per learning rate), else in seeds."""
-    est = summarise(pairs["a"], pairs["b"]) if len(pairs) else None
-    if est is not None and len(pairs) > pairs["seed"].nunique():
-        est = replace(est, unit="pair")
-    return est
+def summarise_pairs(pairs: pd.DataFrame, kind: str = "ratio", acc: Accounting | None = None
+                    ) -> Estimate | None:
+    """The estimate of ``kind`` (``ratio`` or ``difference``) from the pairs of
+    :func:`pair_rows`, reduced within each seed first (the mean log ratio, or the mean
+    difference, over the seed's instances and keys), so that n counts seeds and the
+    interval has seeds − 1 degrees of freedom. Pairs with a value the scale cannot take
+    (not finite, or not positive for a ratio) are left out and counted."""
+    if pairs.empty:
+        return None
+    a, b = pairs["a"].to_numpy(float), pairs["b"].to_numpy(float)
+    if kind == "ratio":
+        ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+        x = np.log(np.where(ok, a, 1.0)) - np.log(np.where(ok, b, 1.0))
+    else:
+        x = a - b
+        ok = np.isfinite(x)
+    per_seed = pd.Series(x[ok]).groupby(pairs["seed"].to_numpy()[ok]).mean()
+    dropped = int((~ok).sum())
+    why = NOT_POSITIVE if kind == "ratio" else NOT_FINITE
+    return (acc or Accounting()).onto(
+        estimate(per_seed.to_numpy(), kind, [(f"pairs with {why}", dropped)]))
+
+
+def per_seed_mean(rows: pd.DataFrame, metric: str) -> pd.Series:
+    """``metric`` reduced within each seed (the mean over the seed's cells)."""
+    return rows.groupby("seed")[metric].mean()
 
 
 def _problem_json(params: str) -> str:
@@ -299,47 +514,114 @@ def claim_blocks(ctx: ReportContext, family: Family, rows: pd.DataFrame,
                     f"known kinds: {', '.join(sorted(CHECK_KINDS))}", file=ref.path)
             selectors = claim.check.get("strategies")
             if not selectors:
-                blocks.append(_verdict(claim, fn(claim.check, rows, ctx),
+                blocks.append(_verdict(claim, _judge(fn, claim.check, rows, ctx),
                                        about={**about, "label": claim.claim + in_scope}))
                 continue
-            present = [s for s in selectors if not ok_rows(rows, s).empty] or selectors
-            for selector in present:
+            present = _distinct_variants(rows, selectors) or dict.fromkeys(selectors)
+            for selector, variant in present.items():
                 check = {k: v for k, v in claim.check.items() if k != "strategies"}
                 check["strategy"] = selector
-                described = describe_selector(selector)
+                described = describe_variant(variant) if variant is not None else (
+                    describe_selector(selector))
                 text = f"{claim.claim} — configuration `{selector}`" + (
                     f": {described}" if described else "")
                 label = f"{claim.claim} — `{selector}`{in_scope}"
-                blocks.append(_verdict(claim, fn(check, rows, ctx),
-                                       about={**about, "label": label}, text=text))
+                blocks.append(_verdict(claim, _judge(fn, check, rows, ctx),
+                                       about={**about, "label": label}, text=text,
+                                       check=check))
     return blocks
 
 
+def _distinct_variants(rows: pd.DataFrame, selectors: list[str]
+                       ) -> dict[str, pd.DataFrame]:
+    """The selectors that name a variant present in ``rows``, each variant once (the first
+    selector naming it), with the variant's rows."""
+    found: dict[str, pd.DataFrame] = {}
+    seen: set[frozenset[str]] = set()
+    for selector in selectors:
+        try:
+            variant = select_variant(rows, selector)
+        except ClaimRefused:
+            continue
+        cells = frozenset(variant["cell_id"])
+        if cells not in seen:
+            seen.add(cells)
+            found[selector] = variant
+    return found
+
+
+def describe_variant(rows: pd.DataFrame) -> str | None:
+    """The strategy's own words for the variant of ``rows`` (``Strategy.describe`` of the
+    parameters its cells ran with), or None."""
+    cls = registry.strategies().get(str(rows["strategy"].iloc[0]))
+    if cls is None:
+        return None
+    return cls.describe(json.loads(rows["params"].iloc[0])["strategy"])
+
+
+def _judge(fn: CheckFunction, check: dict[str, Any], rows: pd.DataFrame,
+           ctx: ReportContext) -> Measurement:
+    """``fn``'s measurement, or a refusal naming why the data cannot answer the check."""
+    try:
+        return fn(check, rows, ctx)
+    except ClaimRefused as why:
+        shown = ", ".join(f"{k}: {v}" for k, v in check.items())
+        return Measurement(f"the check as written ({shown})", f"refused: {why}", refused=str(why))
+
+
+def target(check: dict[str, Any]) -> str:
+    """The criterion's side and threshold, ``≤ 1.15``, when the check has them."""
+    if "threshold" not in check:
+        return ""
+    op = {"<=": "≤", ">=": "≥"}.get(check.get("op", "<="), check.get("op", "<="))
+    return f"{op} {float(check['threshold']):g}"
+
+
 def _verdict(claim: Claim, m: Measurement, about: dict[str, Any],
-             text: str | None = None) -> Verdict:
+             text: str | None = None, check: dict[str, Any] | None = None) -> Verdict:
     detail = f"{m.detail} {claim.note}".strip()
+    est = m.estimate
     return Verdict(claim=text or claim.claim, source=claim.source, criterion=m.criterion,
                    measured=m.measured, outcome=m.outcome, detail=detail,
-                   estimate=m.estimate.text() if m.estimate else "no estimate",
-                   seeds=m.estimate.n if m.estimate else 0, claim_id=claim.id, **about)
+                   estimate=est.text(accounting=False) if est else "no estimate",
+                   seeds=est.n if est else 0, claim_id=claim.id,
+                   target=m.target or target(check or claim.check),
+                   quantity=describe_kind(est.kind) if est else "",
+                   accounting=est.accounting().lstrip("; ") if est else "", **about)
+
+
+def describe_kind(kind: str) -> str:
+    """What an estimate of ``kind`` is, in the scoreboard's words."""
+    return {"ratio": "ratio (geometric mean)", "reduction": "reduction, %",
+            "difference": "difference (mean)", "mean": "mean",
+            "bounds": "fraction of problems (bounds, not an interval)"}.get(kind, kind)
 
 
 def scoreboard(verdicts: list[Verdict]) -> list[Any]:
-    """The report's opening: one line per verdict — paper, claim, verdict, estimate with
-    its interval and seeds, the CPU- and GPU-hours of the cells it was judged on, and a
-    link to its section."""
+    """The report's opening: one line per verdict — paper, claim, verdict, the criterion,
+    what the estimate is and its value with its interval, the seeds it rests on, what it
+    counted as worst or excluded, the CPU- and GPU-hours of the cells it was judged on, and
+    a link to its section."""
     if not verdicts:
         return [Paragraph("No published claim concerns the families in this folder.")]
     counts = ", ".join(f"{sum(v.outcome == o for v in verdicts)} {o}" for o in OUTCOMES
                        if any(v.outcome == o for v in verdicts))
-    rows = [[v.paper.split(",")[0], v.label or v.claim, v.outcome.upper(), v.estimate,
-             f"{v.cpu_hours:.3f}", f"{v.gpu_hours:.3f}", Link(v.section, f"#{slug(v.section)}")]
+    rows = [[v.paper.split(",")[0], v.label or v.claim, v.outcome.upper(),
+             v.target or "see section", v.quantity or "–", v.estimate, v.seeds,
+             v.accounting or "none", f"{v.cpu_hours:.3f}", f"{v.gpu_hours:.3f}",
+             Link(v.section, f"#{slug(v.section)}")]
             for v in verdicts]
     return [Heading("Scoreboard"),
             Paragraph(f"{len(verdicts)} verdicts: {counts}. A claim is reproduced when the "
-                      f"whole 95% interval of its estimate (paired over seeds) is on its "
-                      f"side of the criterion, not reproduced when the whole interval is on "
-                      f"the other side, inconclusive when it straddles."),
-            Table(["paper", "claim", "verdict", "estimate [95% interval], seeds", "CPU-h",
-                   "GPU-h", "section"], rows, caption="Every verdict of this report; cost: "
-                   "the cells of the scope each claim is judged on.")]
+                      f"whole 95% interval of its estimate (one value per seed, paired by "
+                      f"seed) is on its side of the criterion, not reproduced when the whole "
+                      f"interval is on the other side (for a claim of several items, when "
+                      f"Holm's procedure across them finds one on the other side), "
+                      f"inconclusive when it straddles, refused when the data cannot answer "
+                      f"the claim as written. Failed cells count as the worst outcome; what "
+                      f"was left out is listed. What a verdict guarantees and assumes: "
+                      f"docs/verdicts.md."),
+            Table(["paper", "claim", "verdict", "criterion", "estimate of", "estimate [95% "
+                   "interval]", "seeds", "counted as worst / excluded", "CPU-h", "GPU-h",
+                   "section"], rows, caption="Every verdict of this report; cost: the cells "
+                   "of the scope each claim is judged on.")]

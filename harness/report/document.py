@@ -75,6 +75,15 @@ class Verdict:
     section: str = ""  # heading of the section the verdict is in (the scoreboard links it)
     cpu_hours: float = 0.0  # cost of the cells of the scope the claim was judged on
     gpu_hours: float = 0.0
+    target: str = ""  # the criterion's side and threshold, e.g. "≤ 1.15"
+    quantity: str = ""  # what the estimate is, e.g. "ratio (geometric mean)"
+    accounting: str = ""  # failed cells counted as worst, cells excluded, and why
+
+    @property
+    def estimate_text(self) -> str:
+        """What the estimate is, its value, interval and seeds, and what it left out."""
+        what = f"{self.quantity} " if self.quantity else ""
+        return what + self.estimate + (f"; {self.accounting}" if self.accounting else "")
 
 
 @dataclass
@@ -116,7 +125,7 @@ def to_markdown(doc: Document, root: Path) -> str:
                     f"*{b.caption}*", ""]
         elif isinstance(b, Verdict):
             out += [f"- **{b.outcome.upper()}** — {b.claim} ({b.source}). Estimate: "
-                    f"{b.estimate}. Criterion: {b.criterion}. Measured: {b.measured}."
+                    f"{b.estimate_text}. Criterion: {b.criterion}. Measured: {b.measured}."
                     + (f" {b.detail}" if b.detail else ""), ""]
     return "\n".join(out).rstrip() + "\n"
 
@@ -154,7 +163,7 @@ code{background:#f4f4f4;padding:0 .2em}
 .verdict{padding:.5em .8em;margin:.6em 0;border-left:5px solid #999;background:#fafafa}
 .reproduced{border-color:#2e7d32}.not-reproduced{border-color:#c62828}
 .partly-reproduced{border-color:#ef6c00}.inconclusive{border-color:#f9a825}
-.no-data{border-color:#9e9e9e}.badge{font-weight:bold}
+.no-data{border-color:#9e9e9e}.refused{border-color:#6a1b9a}.badge{font-weight:bold}
 """
 
 
@@ -190,7 +199,7 @@ def to_html(doc: Document) -> str:
             cls = b.outcome.replace(" ", "-")
             out.append(f"<div class='verdict {cls}'><span class='badge'>{b.outcome.upper()}"
                        f"</span> — {_inline(b.claim)} <i>({_inline(b.source)})</i><br>"
-                       f"Estimate: <b>{_inline(b.estimate)}</b>. "
+                       f"Estimate: <b>{_inline(b.estimate_text)}</b>. "
                        f"Criterion: {_inline(b.criterion)}. Measured: {_inline(b.measured)}."
                        + (f"<br>{_inline(b.detail)}" if b.detail else "") + "</div>")
     out.append("</body></html>")

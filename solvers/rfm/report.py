@@ -16,17 +16,20 @@ from harness.family import Family
 from harness.report.axes import style_axes
 from harness.report.checks import curve_ratios
 from harness.report.claims import (
+    Accounting,
+    Item,
     Measurement,
     check_kind,
     claim_blocks,
-    judge_estimate,
     ok_rows,
     paired_values,
     select_strategy,
+    summarise_pairs,
+    target,
 )
 from harness.report.document import Heading, Paragraph, Table, fmt
 from harness.report.labels import data_sources, sort_labels, with_labels
-from harness.stats import paired_ratio, ratio_interval
+from harness.stats import estimate
 
 from .strategies import Hybrid, MinNorm, Tikhonov
 
@@ -180,10 +183,16 @@ def _spike(df: pd.DataFrame, selector: str, n: int) -> tuple[float | None, str]:
                    f"at m = {n // 2}; {fmt(at[2 * n])} at m = {2 * n})")
 
 
-def _spike_per_seed(rows: pd.DataFrame, selector: str, n: int) -> pd.Series | None:
+def _spike_per_seed(rows: pd.DataFrame, selector: str, n: int
+                    ) -> tuple[pd.Series | None, Accounting]:
     """Per seed, the test error at m = n over the smaller of those at m = n/2 and 2n."""
     check = {"metric": "test_mse", "over": "n_features", "at": n, "around": [0.5, 2]}
-    return curve_ratios(rows, check, selector)[0]
+    per_seed, _, acc = curve_ratios(rows, check, selector)
+    return per_seed, acc
+
+
+def _item(est, check: dict) -> list[Item]:
+    return [Item(est, check.get("op", "<="), float(check["threshold"]))]
 
 
 @check_kind("spike_ratio")
@@ -193,13 +202,13 @@ def spike_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurem
     op, threshold = check.get("op", "<="), float(check["threshold"])
     criterion = (f"test error of `{selector}` at m = n divided by the smaller of its test "
                  f"errors at m = n/2 and m = 2n, per seed, {op} {threshold:g}")
-    per_seed = _spike_per_seed(rows, selector, n)
+    per_seed, acc = _spike_per_seed(rows, selector, n)
     _, medians = _spike(rows, selector, n)
     if per_seed is None or per_seed.empty:
         return Measurement(criterion, medians, None)
-    est = ratio_interval(per_seed.to_numpy())
+    est = acc.onto(estimate(np.log(per_seed.to_numpy(float)), "ratio"))
     return Measurement(criterion, f"{est.text()}; from the medians {medians}",
-                       [judge_estimate(est, check)], _spike_context(rows, n, selector),
+                       items=_item(est, check), detail=_spike_context(rows, n, selector),
                        estimate=est)
 
 
@@ -211,18 +220,18 @@ def spike_ratio_vs(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measu
     criterion = (f"spike ratio of `{selector}` (test error at m = n over the smaller of "
                  f"those at m = n/2 and 2n) ÷ that of `{baseline}`, per seed, "
                  f"{op} {threshold:g}")
-    own, base = _spike_per_seed(rows, selector, n), _spike_per_seed(rows, baseline, n)
+    (own, acc_a), (base, acc_b) = (_spike_per_seed(rows, s, n) for s in (selector, baseline))
     _, own_text = _spike(rows, selector, n)
     _, base_text = _spike(rows, baseline, n)
     measured = f"medians: `{selector}` {own_text}; `{baseline}` {base_text}"
     if own is None or base is None:
         return Measurement(criterion, measured, None)
     both = pd.concat([own.rename("a"), base.rename("b")], axis=1).dropna()
-    est = paired_ratio(both["a"], both["b"])
+    est = summarise_pairs(both.rename_axis("seed").reset_index(), "ratio", acc_a + acc_b)
     if est is None:
         return Measurement(criterion, measured, None)
-    return Measurement(criterion, f"{est.text()}; {measured}", [judge_estimate(est, check)],
-                       _spike_context(rows, n, selector, baseline), estimate=est)
+    return Measurement(criterion, f"{est.text()}; {measured}", items=_item(est, check),
+                       detail=_spike_context(rows, n, selector, baseline), estimate=est)
 
 
 @check_kind("max_ratio_to")
@@ -232,16 +241,20 @@ def max_ratio_to(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measure
     op, threshold = check.get("op", "<="), float(check["threshold"])
     criterion = (f"at every m, test error of `{selector}` ÷ that of `{baseline}`, per seed, "
                  f"{op} {threshold:g}")
-    pairs = paired_values(rows, selector, baseline, "test_mse", (M,))
-    per_m = {int(m): e for m, g in pairs.groupby(M, sort=True)
-             if (e := paired_ratio(g["a"], g["b"])) is not None}
-    if not per_m:
-        return Measurement(criterion, "no ok cells of both strategies at a common m", None)
-    worst = max(per_m, key=lambda m: per_m[m].value)
-    detail = "Per m: " + ", ".join(f"{m}: {e.value:.3f}" for m, e in per_m.items()) + "."
-    return Measurement(criterion, f"max at m = {worst}: {per_m[worst].text()}",
-                       [judge_estimate(e, check) for e in per_m.values()], detail,
-                       estimate=per_m[worst], every=True)
+    per_m = {}
+    for m in sorted(rows[M].dropna().unique()):
+        pairs, acc = paired_values(rows[rows[M] == m], selector, baseline, "test_mse")
+        per_m[int(m)] = summarise_pairs(pairs, "ratio", acc)
+    judged = {m: e for m, e in per_m.items() if e is not None}
+    if not judged:
+        return Measurement(criterion, "no cells of both strategies at a common m", None)
+    worst = max(judged, key=lambda m: judged[m].value)
+    detail = "Per m: " + ", ".join(f"{m}: {e.value:.3f}" if e else f"{m}: no data"
+                                   for m, e in per_m.items()) + "."
+    return Measurement(criterion, f"max at m = {worst}: {judged[worst].text()}", detail=detail,
+                       items=[Item(e, op, threshold) for e in per_m.values()],
+                       estimate=judged[worst], every=True,
+                       target=f"{target(check)} at every m")
 
 
 def _spike_context(df: pd.DataFrame, n: int, *shown: str) -> str:

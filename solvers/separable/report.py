@@ -12,18 +12,23 @@ import pandas as pd
 
 from harness.family import Family
 from harness.report.axes import style_axes
+from harness.report.checks import judge_points
 from harness.report.claims import (
+    Accounting,
+    Item,
     Measurement,
     check_kind,
     claim_blocks,
     iteration_spread,
-    judge_estimate,
+    outcome_values,
     pair_rows,
+    paired_values,
+    select_variant,
     summarise_pairs,
 )
 from harness.report.document import Heading, Paragraph, Table, fmt
 from harness.report.labels import by_problem, data_sources, sort_labels, with_labels
-from harness.stats import paired_ratio
+from harness.stats import Estimate
 
 from .strategies import AdamSeparable as Adam
 from .strategies import SlimTrain
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
     from harness.report import ReportContext
 
 SPLITS = ("train", "val", "test")
+FREE = ("lr",)  # the checks pair or sweep the learning rate; every other parameter is fixed
 
 
 def section(ctx: ReportContext, family: Family) -> list[Any]:
@@ -169,84 +175,96 @@ def _cost_table(ok: pd.DataFrame, tag: str) -> Table:
                          "seeds.", name=f"separable-{tag}-cost")
 
 
-def _select(ok: pd.DataFrame, strategy: str, fixed: dict[str, Any]) -> pd.DataFrame:
-    mask = ok["strategy"] == strategy
-    for key, value in fixed.items():
-        if f"s_{key}" in ok:
-            mask &= ok[f"s_{key}"] == value
-    return ok[mask]
+def _sides(check: dict) -> tuple[str, str]:
+    """The two variants a check compares: ``strategy`` (slimTrain) and ``baseline``
+    (Adam), each one variant whose learning rate is free (the checks pair or sweep it)."""
+    return check.get("strategy", SlimTrain.name), check.get("baseline", Adam.name)
 
 
-def _pair(check: dict, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The ok slimTrain and Adam rows the check names (``slimtrain: {r: 5}`` fixes
-    parameters), labelled as in the section."""
-    ok = rows[rows["status"] == "ok"]
-    return (_select(ok, SlimTrain.name, check.get(SlimTrain.name, {})),
-            _select(ok, Adam.name, check.get(Adam.name, {})))
+def _per_lr(check: dict, rows: pd.DataFrame, metric: str, failed: str = "worst"
+            ) -> tuple[dict[float, Estimate | None], Accounting]:
+    """Per learning rate in the scope, ``metric`` of the strategy ÷ the baseline's, per seed
+    (failed cells as the worst value at that learning rate, or left out)."""
+    sel, base = _sides(check)
+    sides = [select_variant(rows, s, FREE) for s in (sel, base)]
+    points, total = {}, Accounting()
+    for lr in sorted(rows["s_lr"].dropna().unique()):
+        scope = rows[rows["s_lr"] == lr]
+        (a, acc_a), (b, acc_b) = (outcome_values(x[x["s_lr"] == lr], scope, metric,
+                                                 failed=failed) for x in sides)
+        points[float(lr)] = summarise_pairs(pair_rows(a, b, metric), "ratio", acc_a + acc_b)
+        total = total + acc_a + acc_b
+    return points, total
 
 
 @check_kind("early_loss_ratio")
 def early_loss_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
     """At every learning rate, slimTrain's validation loss after an early epoch over Adam's,
-    per seed."""
-    slim, adam = _pair(check, rows)
+    per seed (a cell that failed counts as the worst loss at that learning rate)."""
     epoch, op, threshold = int(check["epoch"]), check["op"], check["threshold"]
-    criterion = (f"at every learning rate, validation loss of slimTrain ÷ Adam's after epoch "
-                 f"{epoch}, per seed, {op} {threshold:g}")
-    curves = _curves(ctx, _variant_labels(rows[rows["status"] == "ok"]))
-    if slim.empty or adam.empty or curves.empty:
-        return Measurement(criterion, "no cells of one of the strategies", None)
-    at = curves[(curves["split"] == "val") & (curves["step"] == epoch - 1)]
-    at = at.groupby("cell_id")["value"].first()
-    pairs = pair_rows(slim.assign(early=slim["cell_id"].map(at)),
-                      adam.assign(early=adam["cell_id"].map(at)), "early", ("s_lr",))
-    per_lr = {lr: e for lr, g in pairs.groupby("s_lr", sort=True)
-              if (e := paired_ratio(g["a"], g["b"])) is not None}
-    if not per_lr:
-        return Measurement(criterion, f"no common learning rate with epoch {epoch}", None)
-    worst = max(per_lr, key=lambda lr: per_lr[lr].value)
-    text = "; ".join(f"lr {lr:g}: {e.text()}" for lr, e in per_lr.items())
-    return Measurement(criterion, text, [judge_estimate(e, check) for e in per_lr.values()],
-                       estimate=per_lr[worst], every=True)
+    sel, base = _sides(check)
+    criterion = (f"at every learning rate, validation loss of `{sel}` ÷ that of `{base}` after "
+                 f"epoch {epoch}, per seed, {op} {threshold:g}")
+    h = ctx.history
+    if h.empty:
+        return Measurement(criterion, "no history", None)
+    at = h[(h["metric"] == "loss") & (h["split"] == "val") & (h["step"] == epoch - 1)]
+    early = rows["cell_id"].map(at.groupby("cell_id")["value"].first())
+    points, _ = _per_lr(check, rows.assign(early=early), "early")
+    return judge_points({**check, "over": "lr"}, points, criterion)
 
 
 @check_kind("lr_spread_ratio")
 def lr_spread_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
     """slimTrain's spread of the final validation loss across learning rates (max ÷ min)
-    over Adam's, per seed."""
-    slim, adam = _pair(check, rows)
+    over Adam's, per seed; a cell that failed (diverged) counts as the worst validation loss
+    any cell of the problem reached, so a divergence widens its strategy's spread."""
+    sel, base = _sides(check)
     criterion = (f"spread of the final validation loss across learning rates (max ÷ min, per "
-                 f"seed) of slimTrain ÷ that of Adam {check['op']} {check['threshold']:g}")
+                 f"seed) of `{sel}` ÷ that of `{base}` {check['op']} {check['threshold']:g}")
 
-    def spread(g: pd.DataFrame) -> pd.Series:
-        per = g.pivot_table(index="seed", columns="s_lr", values="val_loss", aggfunc="mean")
+    def spread(selector: str) -> tuple[pd.Series, Accounting]:
+        values, acc = outcome_values(select_variant(rows, selector, FREE), rows, "val_loss")
+        per = values.pivot_table(index="seed", columns="s_lr", values="val_loss",
+                                 aggfunc="mean")
+        if per.shape[1] < 2:
+            return pd.Series(dtype=float), acc
+        partial = int(per.isna().any(axis=1).sum())
+        acc = acc + Accounting(excluded={"seeds without every learning rate": partial})
         per = per.dropna()
-        return per.max(axis=1) / per.min(axis=1) if per.shape[1] >= 2 else pd.Series(
-            dtype=float)
+        return per.max(axis=1) / per.min(axis=1), acc
 
-    both = pd.concat([spread(slim).rename("a"), spread(adam).rename("b")], axis=1).dropna()
-    est = paired_ratio(both["a"], both["b"]) if len(both) else None
+    (a, acc_a), (b, acc_b) = spread(sel), spread(base)
+    both = pd.concat([a.rename("a"), b.rename("b")], axis=1).dropna()
+    est = summarise_pairs(both.rename_axis("seed").reset_index(), "ratio", acc_a + acc_b)
     if est is None:
         return Measurement(criterion, "fewer than two learning rates for a strategy", None)
-    return Measurement(criterion, f"{est.text()} (median spreads: slimTrain "
-                                  f"{fmt(both['a'].median(), 3)}, Adam "
+    return Measurement(criterion, f"{est.text()} (median spreads: {sel} "
+                                  f"{fmt(both['a'].median(), 3)}, {base} "
                                   f"{fmt(both['b'].median(), 3)})",
-                       [judge_estimate(est, check)], estimate=est)
+                       items=[Item(est, check["op"], float(check["threshold"]))],
+                       estimate=est)
 
 
 @check_kind("epoch_time_ratio")
 def epoch_time_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
-    """slimTrain's time per epoch over Adam's, paired by seed and learning rate."""
-    slim, adam = _pair(check, rows)
-    criterion = (f"time per epoch of slimTrain ÷ Adam's, per seed and learning rate, "
-                 f"{check['op']} {check['threshold']:g}")
-    est = summarise_pairs(pair_rows(slim, adam, "epoch_s", ("s_lr",)))
+    """slimTrain's time per epoch over Adam's, paired by seed and learning rate and reduced
+    within the seed. A failed cell's time per epoch is not a cost outcome (it may have
+    stopped at its first step): it is left out, and counted."""
+    sel, base = _sides(check)
+    criterion = (f"time per epoch of `{sel}` ÷ that of `{base}`, per seed (its learning "
+                 f"rates' ratios averaged on the log scale), {check['op']} "
+                 f"{check['threshold']:g}")
+    pairs, acc = paired_values(rows, sel, base, "epoch_s", ("s_lr",), failed="exclude")
+    est = summarise_pairs(pairs, "ratio", acc)
     if est is None:
         return Measurement(criterion, "no cells of one of the strategies", None)
+    slim, adam = (select_variant(rows, s, FREE) for s in (sel, base))
     cv = [iteration_spread(ctx.history, g["cell_id"], "epoch_s") for g in (slim, adam)]
     detail = (f"Within-cell spread of the epoch time (median coefficient of variation over "
-              f"the cells): slimTrain {100 * cv[0]:.0f}%, Adam {100 * cv[1]:.0f}%."
+              f"the cells): {sel} {100 * cv[0]:.0f}%, {base} {100 * cv[1]:.0f}%."
               if None not in cv else "")
     return Measurement(criterion, f"{est.text()} (medians {fmt(slim['epoch_s'].median(), 3)} "
                                   f"s vs {fmt(adam['epoch_s'].median(), 3)} s)",
-                       [judge_estimate(est, check)], detail, estimate=est)
+                       items=[Item(est, check["op"], float(check["threshold"]))], detail=detail,
+                       estimate=est)
