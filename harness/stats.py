@@ -37,6 +37,8 @@ from scipy import stats
 LEVEL = 0.95
 ALPHA = (1 - LEVEL) / 2  # one-sided error on each side of a claim's threshold
 MIN_SEEDS = 2  # fewer: no interval at all
+NORMALITY_MIN_SEEDS = 5  # the fewest seeds a normality check is worth running on
+NON_NORMAL_P = 0.01  # below: the report warns that the interval's assumption looks broken
 NOT_POSITIVE = "a value that is not finite and positive"
 NOT_FINITE = "a value that is not finite"
 
@@ -96,6 +98,17 @@ class Estimate:
         parts = [f"{c} counted as the worst outcome ({why})" for why, c in self.counted if c]
         parts += [f"{c} excluded ({why})" for why, c in self.excluded if c]
         return "".join(f"; {p}" for p in parts)
+
+    def normality(self) -> float | None:
+        """The Shapiro–Wilk p-value of the per-seed sample (``scipy.stats.shapiro``): small
+        when the values are far from normal — the interval's assumption — as when one side
+        of some pairs was disturbed (another job on a cell's cores). None below 5 seeds,
+        where no test can tell."""
+        x = np.asarray(self.sample, dtype=float)
+        if x.size < NORMALITY_MIN_SEEDS or float(np.ptp(x)) <= 1e-12 * max(
+                1.0, float(np.max(np.abs(x)))):
+            return None
+        return float(stats.shapiro(x).pvalue)
 
     def side(self, op: str, threshold: float) -> str:
         """``reproduced`` when the whole interval satisfies ``value op threshold``, ``not

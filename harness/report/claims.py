@@ -44,7 +44,7 @@ from .. import registry
 from ..errors import InputError, RegistrationError
 from ..family import Family
 from ..result import FAILED, OK
-from ..stats import ALPHA, NOT_FINITE, NOT_POSITIVE, Estimate, estimate, holm
+from ..stats import ALPHA, NON_NORMAL_P, NOT_FINITE, NOT_POSITIVE, Estimate, estimate, holm
 from .document import Heading, Link, Paragraph, Table, Verdict, slug
 
 if TYPE_CHECKING:
@@ -579,8 +579,8 @@ def target(check: dict[str, Any]) -> str:
 
 def _verdict(claim: Claim, m: Measurement, about: dict[str, Any],
              text: str | None = None, check: dict[str, Any] | None = None) -> Verdict:
-    detail = f"{m.detail} {claim.note}".strip()
     est = m.estimate
+    detail = f"{m.detail} {claim.note} {_assumption(est)}".strip()
     return Verdict(claim=text or claim.claim, source=claim.source, criterion=m.criterion,
                    measured=m.measured, outcome=m.outcome, detail=detail,
                    estimate=est.text(accounting=False) if est else "no estimate",
@@ -588,6 +588,17 @@ def _verdict(claim: Claim, m: Measurement, about: dict[str, Any],
                    target=m.target or target(check or claim.check),
                    quantity=describe_kind(est.kind) if est else "",
                    accounting=est.accounting().lstrip("; ") if est else "", **about)
+
+
+def _assumption(est: Estimate | None) -> str:
+    """A warning when the per-seed values look far from normal (docs/verdicts.md)."""
+    p = est.normality() if est is not None else None
+    if p is None or p >= NON_NORMAL_P:
+        return ""
+    return (f"Warning: the per-seed values look far from normal (Shapiro–Wilk p = {p:.2g}, "
+            f"{est.n} seeds), the interval's assumption: a disturbance of one side of some "
+            f"pairs (another job on a cell's cores) does not cancel, and the interval may be "
+            f"too narrow.")
 
 
 def describe_kind(kind: str) -> str:
