@@ -16,10 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.solvers.probe import SLOWDOWN
+
 from harness.compare import compare_runs, failed
 from harness.driver import run_grid
 from harness.grid import parse_grid
-from harness.solvers.probe import SLOWDOWN
 
 GRID = """
 name: aa

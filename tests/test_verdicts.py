@@ -167,6 +167,11 @@ def test_a_selector_that_matches_nothing_lists_the_variants_present():
                       "threshold": 1}, rows, None)
     assert "`slimtrain[lr=0.5]` matches no cell" in str(err.value)
     assert "`slimtrain[lr=0.001]`, `slimtrain[lr=0.01]`" in str(err.value)
+    # leaving one value out still leaves two variants: refused, naming them
+    with pytest.raises(ClaimRefused, match=r"`slimtrain\[lr!=0.5\]` matches 2 variants "
+                                           r"\(`slimtrain\[lr=0.001\]`, `slimtrain\[lr=0.01\]`\)"):
+        metric_check({"metric": "val_loss", "strategy": "slimtrain[lr!=0.5]", "op": "<",
+                      "threshold": 1}, rows, None)
     # unnamed parameters take their one value (epochs 10), not their default (20)
     m = metric_check({"metric": "val_loss", "strategy": "slimtrain[lr=0.01]", "op": "<",
                       "threshold": 10}, rows, None)

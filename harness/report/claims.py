@@ -258,14 +258,15 @@ def select_variant(df: pd.DataFrame, selector: str, free: tuple[str, ...] = ()
         if col in rows:
             hit = _matches(rows[col], value)
             rows = rows[hit if op == "=" else ~hit]
-    named = {k for k, _, _ in conditions}
+    named = {k for k, op, _ in conditions if op == "="}
+    excluded = {k for k, op, _ in conditions if op == "!="}  # must leave exactly one value
     for key, param in cls.parameters.items():
         col = f"s_{key}"
         if key in named or key in free or col not in rows:
             continue
         if rows[col].astype(str).nunique() > 1:
             at_default = _matches(rows[col], param.default)
-            if not at_default.any():
+            if key in excluded or not at_default.any():
                 variants = variant_labels(rows, free=free)
                 raise ClaimRefused(f"`{selector}` matches {len(variants)} variants "
                                    f"({', '.join(f'`{v}`' for v in variants)}): name one")
@@ -543,7 +544,7 @@ def _distinct_variants(rows: pd.DataFrame, selectors: list[str]
             variant = select_variant(rows, selector)
         except ClaimRefused:
             continue
-        cells = frozenset(variant["cell_id"])
+        cells = frozenset(variant.index)  # rows of one frame: its index names them
         if cells not in seen:
             seen.add(cells)
             found[selector] = variant
@@ -583,7 +584,8 @@ def _verdict(claim: Claim, m: Measurement, about: dict[str, Any],
     detail = f"{m.detail} {claim.note} {_assumption(est)}".strip()
     return Verdict(claim=text or claim.claim, source=claim.source, criterion=m.criterion,
                    measured=m.measured, outcome=m.outcome, detail=detail,
-                   estimate=est.text(accounting=False) if est else "no estimate",
+                   estimate=est.text(accounting=False) if est else (
+                       f"none: {m.refused}" if m.refused else "no estimate"),
                    seeds=est.n if est else 0, claim_id=claim.id,
                    target=m.target or target(check or claim.check),
                    quantity=describe_kind(est.kind) if est else "",
