@@ -258,7 +258,7 @@ def _summary(result: RunComparison, fail_pct: float | None) -> list[Any]:
         f"in BASE only, {len(result.only_new)} in NEW only, {len(result.status_changes)} "
         f"with another status. Ratios are geometric means over the cells ok in both with a "
         f"95% t interval on the log-ratios; above 1 means NEW is slower. The whole run: "
-        f"{_text(result.overall)} (one value per variant).")]
+        f"{_text(result.overall)} (one value per seed: the mean log ratio of its cells).")]
     for d in result.machine_differences():
         blocks.append(Paragraph(f"**Warning: the runs ran on different machines** ({d}): a "
                                 f"time ratio then measures the machines as much as the code."))

@@ -160,6 +160,16 @@ def cells_table(rows: list[dict[str, Any]], schema: pa.Schema | None = None) -> 
     )
 
 
+def timing_columns() -> frozenset[str]:
+    """Columns that are durations in seconds: the core timings (``wall_s``, ``train_s``, …)
+    and every declared metric with unit ``s``."""
+    names = {c.name for c in _core() if c.group == "timing" and c.type == pa.float64()}
+    for table in (registry.problems(), registry.strategies()):
+        for cls in table.values():
+            names |= {m for m, metric in cls.metrics.items() if metric.unit == "s"}
+    return frozenset(names)
+
+
 def deterministic_metric_columns() -> list[str]:
     """Metric columns that the same cell reproduces exactly on any backend or machine
     (every declared metric except timings, unit ``s``)."""

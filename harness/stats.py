@@ -73,6 +73,9 @@ class Estimate:
     sample: tuple[float, ...] = ()
     excluded: tuple[tuple[str, int], ...] = ()
     counted: tuple[tuple[str, int], ...] = ()
+    # Failed cells counted as the worst value seen understate how bad they were: +1 the
+    # truth may be higher than the sample says, −1 lower, None either, 0 nothing filled.
+    bias: int | None = 0
 
     @property
     def has_interval(self) -> bool:
@@ -145,12 +148,26 @@ class Estimate:
         if self.kind == "reduction":  # the scale runs the other way
             less = not less
         x = np.asarray(self.sample, dtype=float)
+        holds, fails = self._p_values(x, t0, less)
+        # never decide in the direction a filled value could flatter: with the truth
+        # possibly higher, "below the threshold" cannot be asserted, and so on
+        higher, lower = self.bias in (1, None), self.bias in (-1, None)
+        if (higher and less) or (lower and not less):
+            holds = 1.0
+        if (lower and less) or (higher and not less):
+            fails = 1.0
+        return holds, fails
+
+    @staticmethod
+    def _p_values(x: np.ndarray, t0: float, less: bool) -> tuple[float, float]:
         if not math.isfinite(t0):
             below = t0 > 0
             return (0.0, 1.0) if below == less else (1.0, 0.0)
-        if float(np.ptp(x)) <= 1e-12 * max(1.0, float(np.max(np.abs(x)))):
-            m = float(np.mean(x))  # no spread: the sample decides alone
-            p_less, p_greater = (0.0, 1.0) if m < t0 else (1.0, 0.0) if m > t0 else (1.0, 1.0)
+        scale = 1e-12 * max(1.0, float(np.max(np.abs(x))), abs(t0))
+        if float(np.ptp(x)) <= scale:
+            m = float(np.mean(x))  # no spread: the sample decides alone (up to round-off)
+            p_less, p_greater = ((0.0, 1.0) if m < t0 - scale else (1.0, 0.0)
+                                 if m > t0 + scale else (1.0, 1.0))
         else:  # the one-sided t tests of scipy.stats.ttest_1samp, without its overhead
             t = (float(np.mean(x)) - t0) / (float(np.std(x, ddof=1)) / math.sqrt(x.size))
             p_less, p_greater = float(stats.t.cdf(t, x.size - 1)), float(stats.t.sf(t, x.size - 1))

@@ -143,7 +143,7 @@ def test_an_a_a_comparison_rarely_cries_wolf(case, drift, shift, most):
                              c.strategy_params, train_s=1.0) for c in cells])
     order = np.array([c.run_order for c in cells])
     rng = np.random.default_rng(int(100 * drift + 10 * shift))
-    repeats, alarms = 80, 0
+    repeats, alarms = 60, 0
     for _ in range(repeats):
         a = base.assign(train_s=run_times(rng, order, drift))
         b = base.assign(train_s=shift * run_times(rng, order, drift))

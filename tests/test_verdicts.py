@@ -135,6 +135,60 @@ def test_excluded_cells_are_counted_next_to_n():
     assert m.estimate.text().endswith("4 seeds; 1 excluded (preempted cell)")
 
 
+def test_a_filled_value_never_decides_a_verdict_in_the_direction_it_flatters():
+    # a variant that diverged on every seed: every value is the worst seen, a point
+    # "interval"; "its loss is below 1" must not be reproduced from it
+    rows = [row("cdr", "adam", s, sp={"lr": 0.1}, status="diverged") for s in range(3)]
+    rows += [row("cdr", "slimtrain", s, sp={"lr": 0.1}, val_loss=0.5 + s / 100)
+             for s in range(3)]
+    m = metric_check({"metric": "val_loss", "strategy": "adam", "op": "<", "threshold": 1.0},
+                     frame(rows), None)
+    assert m.estimate.bias == 1 and m.outcome == "inconclusive", m.estimate.text()
+    # "slimTrain ÷ Adam < 1" may be reproduced (the filled baseline understates how bad it
+    # was), "slimTrain ÷ Adam > 1" may not be, and neither may its opposite fail
+    check = {"metric": "val_loss", "strategy": "slimtrain", "baseline": "adam", "op": "<",
+             "threshold": 1.0}
+    assert ratio_check(check, frame(rows), None).estimate.bias == -1
+    assert ratio_check({**check, "op": ">", "threshold": 0.9}, frame(rows), None
+                       ).outcome == "inconclusive"
+
+
+def test_a_failed_cell_has_no_training_time_and_fills_come_from_its_own_instance():
+    # the baseline runs out of memory on every seed: a crash is not a training time, so
+    # the timing claim has no data instead of "surely faster"
+    rows = [row("probe", "probe", s, {"size": 10}, train_s=1.0 + s / 50) for s in range(5)]
+    rows += [row("probe", "probe", s, {"size": 10}, {"steps": 5}, status="oom")
+             for s in range(5)]
+    m = ratio_check({"metric": "train_s", "strategy": "probe", "baseline": "probe[steps=5]",
+                     "op": "<", "threshold": 1.0}, frame(rows), None)
+    assert m.outcome == "no data" and m.estimate is None
+    # a failed cell of a small instance takes the worst value of that instance, not of the
+    # large one beside it in the scope
+    rows = []
+    for s in range(4):
+        for size, value in ((10, 1.0), (1000, 50.0)):
+            rows.append(row("probe", "probe", s, {"size": size}, probe_steps=value))
+            fail = size == 10 and s == 0
+            rows.append(row("probe", "probe", s, {"size": size}, {"steps": 5},
+                            status="diverged" if fail else "ok",
+                            **({} if fail else {"probe_steps": value * 0.9})))
+    m = ratio_check({"metric": "probe_steps", "strategy": "probe[steps=5]", "baseline": "probe",
+                     "op": "<", "threshold": 1.2}, frame(rows), None)
+    assert m.estimate.value < 1.0, m.estimate.text()  # 0.9 and 1.0 (small's own worst)
+
+
+def test_unpaired_cells_are_counted_and_round_off_does_not_decide():
+    rows = [row("probe", "probe", s, {"size": 10}, train_s=1.0 + s / 50) for s in range(10)]
+    rows += [row("probe", "probe", s, {"size": 10}, {"steps": 5}, train_s=0.5)
+             for s in range(3)]
+    m = ratio_check({"metric": "train_s", "strategy": "probe", "baseline": "probe[steps=5]",
+                     "op": ">", "threshold": 1.0}, frame(rows), None)
+    assert m.estimate.n == 3
+    assert "7 excluded (cells without a partner" in m.estimate.text(), m.estimate.text()
+    from harness.stats import mean_interval
+    assert mean_interval([0.05] * 3).p_values("<=", 0.05) == (1.0, 1.0)
+
+
 # -- 6. a claim judges what it says -----------------------------------------------------
 def two_lrs(slim_at_hi: float) -> pd.DataFrame:
     """slimTrain ÷ Adam final loss 0.5 at lr 0.001 and ``slim_at_hi`` at lr 0.01, 10
@@ -210,7 +264,8 @@ def test_spurious_not_reproduced_at_the_threshold_stays_below_5_percent_for_18_i
         separate = Measurement("c", "m", items=items, every=False)
         wrong[False] += False in separate.passed
         unadjusted += any(judge_estimate(i.estimate, check) is False for i in items)
-    assert wrong[True] / studies <= 0.05 and wrong[False] / studies <= 0.05, wrong
+    # Holm promises 2.5%; 1,000 studies measure it to about ±0.5%
+    assert wrong[True] / studies <= 0.035 and wrong[False] / studies <= 0.035, wrong
     assert unadjusted / studies >= 0.3  # what Holm's procedure corrects (37% expected)
 
 
@@ -226,7 +281,7 @@ experiments:
 """
 
 
-def drift_coverage(tmp_path, seeds: int, order: str, studies: int = 400) -> float:
+def drift_coverage(tmp_path, seeds: int, order: str, studies: int = 250) -> float:
     """Coverage of the timing interval when the machine drifts along the run order (AR(1),
     φ = 0.95, sd 10%), true ratio 1.3, through the grid's own order and the real check."""
     path = tmp_path / f"drift-{seeds}-{order}.yaml"
@@ -272,7 +327,7 @@ def test_one_sided_disturbances_are_not_cured_by_the_order_but_are_flagged(tmp_p
     check = {"metric": "train_s", "strategy": "probe[steps=5]", "baseline": "probe",
              "op": "<", "threshold": 1.0}
     rng = np.random.default_rng(10)
-    studies, missed, flagged, false_flags = 200, 0, 0, 0
+    studies, missed, flagged, false_flags = 150, 0, 0, 0
     for _ in range(studies):
         times = rng.lognormal(0, 0.05, len(cells)) * np.where(fast, 1.3, 1.0)
         clean = ratio_check(check, base.assign(train_s=times), None).estimate
@@ -330,3 +385,31 @@ def test_the_documented_claims_file_runs_on_a_real_grid(tmp_path):
     # judged at both learning rates, each slimTrain rate against Adam at the same rate
     assert "lr = 0.001:" in lower and "lr = 0.01:" in lower and "3 seeds" in lower
     assert "REFUSED" not in report and "NO DATA" not in "".join(mine), mine
+
+
+def test_the_fraction_of_cheaper_problems_uses_strict_bounds_and_counts_every_problem():
+    from harness.solvers.node.report import cheaper_fraction, reduction_band
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for dataset, ratio in (("8gaussians", 0.5), ("moons", 0.5), ("circles", 2.0),
+                           ("rings", 2.0), ("pinwheel", None)):
+        for s in range(3):
+            pp = {"dataset": dataset}
+            rows.append(row("cnf_toy", "disc_opt", s, pp, train_s=(ratio or 1) *
+                            rng.lognormal(0, 0.02), test_nll=1.0))
+            rows.append(row("cnf_toy", "opt_disc", s, pp, status="preempted" if ratio is None
+                            else "ok", train_s=rng.lognormal(0, 0.02), test_nll=1.0))
+    df = frame(rows)
+    four = df[df["p_dataset"] != "pinwheel"]
+    for op in (">", "<"):  # exactly half of four problems is faster: neither strictly holds
+        m = cheaper_fraction({"op": op, "threshold": 0.5}, four, CTX)
+        assert m.estimate.low == m.estimate.high == 0.5 and m.outcome == "not reproduced"
+    assert cheaper_fraction({"op": ">=", "threshold": 0.5}, four, CTX).outcome == "reproduced"
+    # the fifth problem has no Opt-Disc cell to compare: it counts in n, as either
+    m = cheaper_fraction({"op": ">=", "threshold": 0.5}, df, CTX)
+    assert (m.estimate.low, m.estimate.high) == (0.4, 0.6) and m.outcome == "inconclusive"
+    band = reduction_band({"low": 39.0, "high": 97.0}, df, CTX)
+    # two surely faster problems (50% reductions) hold, two surely slower are outside the
+    # band, the one that cannot be compared is open
+    assert band.passed == [True, True, None] and band.outcome == "inconclusive"

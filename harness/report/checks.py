@@ -167,7 +167,7 @@ def _paired(check: dict[str, Any], rows: pd.DataFrame, kind: str, sign: str) -> 
     points = {}
     for p, scope, (a, b) in _at_points(rows, over, sides):
         (a, acc_a), (b, acc_b) = (outcome_values(x, scope, metric, worse) for x in (a, b))
-        points[p] = summarise_pairs(pair_rows(a, b, metric), kind, acc_a + acc_b)
+        points[p] = summarise_pairs(pair_rows(a, b, metric), kind, acc_a.versus(acc_b))
     return judge_points(check, points, criterion)
 
 
@@ -208,6 +208,8 @@ def curve_ratios(rows: pd.DataFrame, check: dict[str, Any], selector: str
     if missing:
         return None, f"`{selector}`: no cells at {check['over']} = {', '.join(missing)}", acc
     table = table[[float(at), *around]]
+    if acc.bound:  # a filled value at `at` raises the ratio, one around it lowers it
+        acc = Accounting(acc.counted, acc.excluded, None)
     incomplete = int(table.isna().any(axis=1).sum())
     if incomplete:
         acc = acc + Accounting(excluded={"seeds without every point": incomplete})
@@ -233,5 +235,5 @@ def curve_ratio_check(check: dict[str, Any], rows: pd.DataFrame,
     if base is None:
         return Measurement(_criterion(what, check), why, None)
     both = pd.concat([own.rename("a"), base.rename("b")], axis=1).dropna()
-    est = summarise_pairs(both.rename_axis("seed").reset_index(), "ratio", acc + acc_b)
+    est = summarise_pairs(both.rename_axis("seed").reset_index(), "ratio", acc.versus(acc_b))
     return _single(check, est, _criterion(what, check), "no common seed")

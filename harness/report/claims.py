@@ -44,6 +44,7 @@ from .. import registry
 from ..errors import InputError, RegistrationError
 from ..family import Family
 from ..result import FAILED, OK
+from ..schema import timing_columns
 from ..stats import ALPHA, NON_NORMAL_P, NOT_FINITE, NOT_POSITIVE, Estimate, estimate, holm
 from .document import Heading, Link, Paragraph, Table, Verdict, slug
 
@@ -317,65 +318,99 @@ def describe_selector(selector: str) -> str | None:
 # -- the values a claim judges: failed cells counted, the rest accounted for --------------
 COUNTED = tuple(sorted(FAILED))  # a method's failure is an outcome: the worst one
 WORSE = ("higher", "lower")
-FAILED_RULES = ("worst", "exclude")
+FAILED_RULES = ("worst", "exclude")  # a duration's default is exclude
+
+
+def _combine(a: int | None, b: int | None) -> int | None:
+    """Two directions in which filled values may understate a truth: the same one, or
+    None when they disagree (or either is unknown)."""
+    if a is None or b is None:
+        return None
+    return a or b if not (a and b) or a == b else None
 
 
 @dataclass
 class Accounting:
-    """Cells counted as the worst outcome and cells left out, by why."""
+    """Cells counted as the worst outcome and cells left out, by why; and ``bound``, the
+    direction in which the counted (filled) values may understate the truth: +1 the true
+    value is higher than shown, −1 lower, 0 nothing filled, None both ways."""
 
     counted: dict[str, int] = field(default_factory=dict)
     excluded: dict[str, int] = field(default_factory=dict)
+    bound: int | None = 0
 
     def __add__(self, other: Accounting) -> Accounting:
-        out = Accounting(dict(self.counted), dict(self.excluded))
+        """The accounting of both (values of one side, or two parts of one estimate)."""
+        out = Accounting(dict(self.counted), dict(self.excluded),
+                         _combine(self.bound, other.bound))
         for mine, theirs in ((out.counted, other.counted), (out.excluded, other.excluded)):
             for k, v in theirs.items():
                 mine[k] = mine.get(k, 0) + v
         return out
+
+    def versus(self, baseline: Accounting) -> Accounting:
+        """The accounting of a ratio or difference of this side over ``baseline``: a
+        baseline value understated upwards understates the ratio downwards."""
+        flipped = None if baseline.bound is None else -baseline.bound
+        return Accounting(self.counted, self.excluded, self.bound) + Accounting(
+            baseline.counted, baseline.excluded, flipped)
 
     def onto(self, est: Estimate | None) -> Estimate | None:
         """``est`` carrying this accounting beside its own."""
         if est is None:
             return None
         return replace(est, counted=tuple(self.counted.items()) + est.counted,
-                       excluded=tuple(self.excluded.items()) + est.excluded)
+                       excluded=tuple(self.excluded.items()) + est.excluded,
+                       bias=_combine(self.bound, est.bias))
+
+
+def instance_of(rows: pd.DataFrame) -> pd.Series:
+    """Each row's problem instance: the problem and its parameters."""
+    return rows["problem"] + " " + rows["params"].map(_problem_json)
 
 
 def outcome_values(variant: pd.DataFrame, scope: pd.DataFrame, metric: str,
-                   worse: str = "higher", failed: str = "worst"
+                   worse: str = "higher", failed: str | None = None
                    ) -> tuple[pd.DataFrame, Accounting]:
     """The rows of ``variant`` with ``metric`` as a claim counts it: an ``ok`` cell its
-    value; a failed cell (error, timeout, diverged, oom) the worst value any cell of
-    ``scope`` reached (the largest when ``worse`` is ``higher``), which can only understate
-    how bad the failure was (``failed: exclude`` leaves failed cells out instead, for a
-    metric a failure has no value of, such as a time per iteration); a cell that is not an
-    outcome of the method (preempted, skipped) or an ok cell without a finite value is
-    left out. Returns the rows kept and what was counted and left out."""
+    value; a failed cell (error, timeout, diverged, oom) the worst value any cell of its
+    problem instance in ``scope`` reached (the largest when ``worse`` is ``higher``), which
+    can only understate how bad the failure was — the accounting's ``bound`` says which
+    way, and a verdict is never decided in the direction a filled value could flatter. A
+    duration (``failed: exclude``, the default for timings: a crash is not a training time)
+    leaves failed cells out instead. A cell that is not an outcome of the method
+    (preempted, skipped) or an ok cell without a finite value is left out. Returns the rows
+    kept and what was counted and left out."""
     if worse not in WORSE:
         raise ClaimRefused(f"worse: {worse!r}; one of {', '.join(WORSE)}")
+    failed = failed or ("exclude" if metric in timing_columns() else "worst")
     if failed not in FAILED_RULES:
         raise ClaimRefused(f"failed: {failed!r}; one of {', '.join(FAILED_RULES)}")
     if metric not in variant:
         return variant.iloc[0:0], Accounting(excluded={f"no column {metric}": len(variant)})
-    values = pd.to_numeric(scope[metric], errors="coerce") if metric in scope else None
-    finite = values[np.isfinite(values)] if values is not None else pd.Series(dtype=float)
-    fill = (finite.max() if worse == "higher" else finite.min()) if len(finite) else None
-    if failed == "exclude":
-        fill = None
     status = variant["status"]
-    failed = status.isin(COUNTED)
+    is_failed = status.isin(COUNTED)
     ok = (status == OK) & np.isfinite(pd.to_numeric(variant[metric], errors="coerce"))
-    acc = Accounting()
-    for st, n in status[failed].value_counts().items():
-        (acc.counted if fill is not None else acc.excluded)[f"{st} cell{'s' * (n > 1)}"] = n
-    for st, n in status[~failed & (status != OK)].value_counts().items():
+    fill = pd.Series(np.nan, index=variant.index)
+    if failed == "worst" and metric in scope and is_failed.any():
+        values = pd.to_numeric(scope[metric], errors="coerce")
+        finite = values[np.isfinite(values)]
+        worst = finite.groupby(instance_of(scope)[finite.index])
+        worst = worst.max() if worse == "higher" else worst.min()
+        fill = instance_of(variant).map(worst).astype(float)
+    filled = is_failed & fill.notna()
+    acc = Accounting(bound=(1 if worse == "higher" else -1) if filled.any() else 0)
+    for st, n in status[filled].value_counts().items():
+        acc.counted[f"{st} cell{'s' * (n > 1)}"] = n
+    for st, n in status[(is_failed & ~filled) | (~is_failed & (status != OK))
+                        ].value_counts().items():
         acc.excluded[f"{st} cell{'s' * (n > 1)}"] = n
     missing = int(((status == OK) & ~ok).sum())
     if missing:
         acc.excluded[f"ok cell{'s' * (missing > 1)} without a finite {metric}"] = missing
-    kept = variant[ok | (failed & (fill is not None))].copy()
-    kept[metric] = kept[metric].where(kept["status"] == OK, fill).astype(float)
+    kept = variant[ok | filled].copy()
+    kept[metric] = pd.to_numeric(kept[metric], errors="coerce").where(
+        kept["status"] == OK, fill[kept.index]).astype(float)
     return kept, acc
 
 
@@ -391,7 +426,7 @@ def judge_estimate(est: Estimate | None, check: dict[str, Any]) -> bool | None:
 
 
 def variant_values(rows: pd.DataFrame, selector: str, metric: str, free: tuple[str, ...] = (),
-                   worse: str = "higher", failed: str = "worst"
+                   worse: str = "higher", failed: str | None = None
                    ) -> tuple[pd.DataFrame, Accounting]:
     """The one variant ``selector`` names in ``rows`` with ``metric`` as a claim counts it
     (:func:`select_variant`, :func:`outcome_values`)."""
@@ -399,7 +434,7 @@ def variant_values(rows: pd.DataFrame, selector: str, metric: str, free: tuple[s
 
 
 def paired_values(rows: pd.DataFrame, selector: str, baseline: str, metric: str,
-                  keys: tuple[str, ...] = (), worse: str = "higher", failed: str = "worst"
+                  keys: tuple[str, ...] = (), worse: str = "higher", failed: str | None = None
                   ) -> tuple[pd.DataFrame, Accounting]:
     """The cells of the variants ``selector`` and ``baseline`` paired (see
     :func:`pair_rows`), failed cells counted as the worst outcome, and the accounting.
@@ -407,7 +442,7 @@ def paired_values(rows: pd.DataFrame, selector: str, baseline: str, metric: str,
     free = tuple(k[2:] if k.startswith("s_") else k for k in keys)
     a, acc_a = variant_values(rows, selector, metric, free, worse, failed)
     b, acc_b = variant_values(rows, baseline, metric, free, worse, failed)
-    return pair_rows(a, b, metric, keys), acc_a + acc_b
+    return pair_rows(a, b, metric, keys), acc_a.versus(acc_b)
 
 
 def pair_rows(a: pd.DataFrame, b: pd.DataFrame, metric: str,
@@ -433,9 +468,13 @@ def pair_rows(a: pd.DataFrame, b: pd.DataFrame, metric: str,
                                f"{where}: it holds several variants; name one")
         return r
 
-    both = side(a, "the strategy").merge(side(b, "the baseline"), on=on, suffixes=("_a", "_b"))
+    left, right = side(a, "the strategy"), side(b, "the baseline")
+    both = left.merge(right, on=on, suffixes=("_a", "_b"))
     both = both.rename(columns={f"{metric}_a": "a", f"{metric}_b": "b"})
-    return both[[*on, "a", "b"]].astype({"a": float, "b": float})
+    both = both[[*on, "a", "b"]].astype({"a": float, "b": float})
+    # cells whose instance and seed the other side lacks: no pair, but counted
+    both.attrs["unpaired"] = len(left) + len(right) - 2 * len(both)
+    return both
 
 
 def iteration_spread(history: pd.DataFrame, cell_ids: Any, metric: str | None = None
@@ -468,6 +507,7 @@ def summarise_pairs(pairs: pd.DataFrame, kind: str = "ratio", acc: Accounting | 
     if pairs.empty:
         return None
     a, b = pairs["a"].to_numpy(float), pairs["b"].to_numpy(float)
+    # (a filled value on either side keeps its direction: ``acc`` carries it)
     if kind == "ratio":
         ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
         x = np.log(np.where(ok, a, 1.0)) - np.log(np.where(ok, b, 1.0))
@@ -477,8 +517,10 @@ def summarise_pairs(pairs: pd.DataFrame, kind: str = "ratio", acc: Accounting | 
     per_seed = pd.Series(x[ok]).groupby(pairs["seed"].to_numpy()[ok]).mean()
     dropped = int((~ok).sum())
     why = NOT_POSITIVE if kind == "ratio" else NOT_FINITE
+    unpaired = ("cells without a partner (the other side lacks their instance and seed)",
+                int(pairs.attrs.get("unpaired", 0)))
     return (acc or Accounting()).onto(
-        estimate(per_seed.to_numpy(), kind, [(f"pairs with {why}", dropped)]))
+        estimate(per_seed.to_numpy(), kind, [(f"pairs with {why}", dropped), unpaired]))
 
 
 def per_seed_mean(rows: pd.DataFrame, metric: str) -> pd.Series:

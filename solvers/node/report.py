@@ -283,13 +283,19 @@ def _timed(comps: list[Comparison | str]) -> list[Comparison]:
     return [c for c in comps if not isinstance(c, str) and c.time_ratio is not None]
 
 
+def _faster(timed: list[Comparison]) -> tuple[list[bool], list[bool]]:
+    """Per problem: surely faster, surely slower — Holm's procedure across the problems on
+    the one-sided t tests of the per-seed time ratio against 1, at 2.5% each way."""
+    p = [c.time_ratio.p_values("<", 1.0) for c in timed]
+    return holm([f for f, _ in p]), holm([s for _, s in p])
+
+
 @check_kind("cheaper_fraction")
 def cheaper_fraction(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
-    """The fraction of problems where Disc-Opt trains faster, against a threshold. Per
-    problem a one-sided t test of the per-seed time ratio against 1; Holm's procedure across
-    the problems decides which are surely faster and which surely not, so the bounds
-    (surely faster ÷ n, not surely slower ÷ n) are wrong with probability at most 2.5% each.
-    They are bounds, not a confidence interval."""
+    """The fraction of problems where Disc-Opt trains faster, against a threshold. The
+    bounds are (surely faster ÷ n, not surely slower ÷ n) by :func:`_faster`, so each is
+    wrong with probability at most 2.5%; they are bounds, not a confidence interval. A
+    problem that cannot be compared counts in n and may be either."""
     comps = comparisons(rows, _sides(check))
     timed = _timed(comps)
     op, threshold = check.get("op", ">="), float(check["threshold"])
@@ -297,15 +303,15 @@ def cheaper_fraction(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Mea
                  f"below 1, Holm across problems) {op} {threshold:g}")
     if not timed:
         return Measurement(criterion, _per_problem(comps), None)
-    p = [c.time_ratio.p_values("<", 1.0) for c in timed]
-    surely, slower = sum(holm([f for f, _ in p])), sum(holm([s for _, s in p]))
-    n = len(timed) + sum(isinstance(c, str) for c in comps)  # a problem it cannot judge
-    # may be either: it counts in n, never as surely faster or surely slower
+    faster_surely, slower_surely = _faster(timed)
+    surely, slower, n = sum(faster_surely), sum(slower_surely), len(comps)
     faster = sum(c.time_ratio.value < 1 for c in timed)
     est = Estimate(faster / n, surely / n, (n - slower) / n, min(c.time_ratio.n for c in timed),
                    "bounds")
-    holds = est.low >= threshold if op in (">=", ">") else est.high <= threshold
-    fails = est.high < threshold if op in (">=", ">") else est.low > threshold
+    holds = {">=": est.low >= threshold, ">": est.low > threshold,
+             "<=": est.high <= threshold, "<": est.high < threshold}[op]
+    fails = {">=": est.high < threshold, ">": est.high <= threshold,
+             "<=": est.low > threshold, "<": est.low >= threshold}[op]
     return Measurement(criterion, f"{faster} of {n} problem(s) faster by the estimate, "
                                   f"{surely} surely, {slower} surely slower — "
                                   f"{_per_problem(comps)}",
@@ -316,15 +322,22 @@ def cheaper_fraction(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Mea
 @check_kind("reduction_band")
 def reduction_band(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
     """The paper's band is the range of the reductions it observed on the problems where
-    Disc-Opt was cheaper: on each problem where Disc-Opt is faster by the estimate, the
-    reduction must reach the band's low end; a reduction beyond the high end is faster than
-    the paper saw, not a contradiction (it is said, not failed)."""
+    Disc-Opt was cheaper. Its scope is decided with error control, not by the estimates:
+    a problem where Disc-Opt is surely faster (:func:`_faster`) is an item — its reduction
+    must reach the band's low end; one surely slower is outside the band (the six-of-seven
+    claim judges it); one that is neither, or cannot be compared, is an open item. A
+    reduction beyond the high end is faster than the paper saw, not a contradiction (it is
+    said, not failed)."""
     comps = comparisons(rows, _sides(check))
     low, high = float(check["low"]), float(check["high"])
-    cheaper = [c for c in _timed(comps) if c.time_ratio.value < 1]
-    others = [c.title for c in _timed(comps) if c.time_ratio.value >= 1]
-    criterion = (f"on every problem where Disc-Opt trains faster, its time reduction ≥ "
-                 f"{low:g}% (the paper observed {low:g}–{high:g}%)")
+    timed = _timed(comps)
+    faster_surely, slower_surely = _faster(timed) if timed else ([], [])
+    cheaper = [c for c, f in zip(timed, faster_surely, strict=True) if f]
+    others = [c.title for c, s in zip(timed, slower_surely, strict=True) if s]
+    open_ = len(comps) - len(cheaper) - len(others)
+    criterion = (f"on every problem where Disc-Opt is surely faster (Holm across problems), "
+                 f"its time reduction ≥ {low:g}% (the paper observed {low:g}–{high:g}%); a "
+                 f"problem where it may be either is open")
     spread = []
     for c in cheaper:
         do_cv, od_cv = (iteration_spread(ctx.history, ids) for ids in c.cells)
@@ -337,10 +350,10 @@ def reduction_band(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measu
         else "",
         f"Beyond the paper's {high:g}% (faster than it reported): {', '.join(beyond)}."
         if beyond else "",
-        f"Not faster, so outside the band's scope (judged by the six-of-seven claim): "
+        f"Surely slower, so outside the band's scope (judged by the six-of-seven claim): "
         f"{', '.join(others)}." if others else ""]))
     items = [Item(c.reduction_estimate, ">=", low) for c in cheaper]
-    items += [Item(None, ">=", low) for c in comps if isinstance(c, str)]  # cannot tell
+    items += [Item(None, ">=", low)] * open_
     worst = min(cheaper, key=lambda c: c.reduction_estimate.value) if cheaper else None
     return Measurement(criterion, _per_problem(comps), detail=detail, items=items,
                        estimate=worst.reduction_estimate if worst else None, every=True,
@@ -367,7 +380,8 @@ def quality(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
             worst = (distance, c.quality_gap)
     unanswered = [c for c in comps if isinstance(c, str)]
     parts += unanswered
-    items += [Item(None, "<=", 0.0) for _ in unanswered]  # a problem it cannot judge: open
+    # a problem it cannot judge is an open item, never left out
+    items += [Item(None, "<=", 0.0)] * (len(comps) - len(judged))
     return Measurement(criterion, "; ".join(parts) or "no pairs", items=items,
                        estimate=worst[1] if worst else None, every=True,
                        target=f"ΔNLL ≤ {nll_tol:g} nats or loss ratio ≤ {1 + rel:g}")

@@ -227,7 +227,7 @@ def spike_ratio_vs(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measu
     if own is None or base is None:
         return Measurement(criterion, measured, None)
     both = pd.concat([own.rename("a"), base.rename("b")], axis=1).dropna()
-    est = summarise_pairs(both.rename_axis("seed").reset_index(), "ratio", acc_a + acc_b)
+    est = summarise_pairs(both.rename_axis("seed").reset_index(), "ratio", acc_a.versus(acc_b))
     if est is None:
         return Measurement(criterion, measured, None)
     return Measurement(criterion, f"{est.text()}; {measured}", items=_item(est, check),

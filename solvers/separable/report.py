@@ -192,8 +192,8 @@ def _per_lr(check: dict, rows: pd.DataFrame, metric: str, failed: str = "worst"
         scope = rows[rows["s_lr"] == lr]
         (a, acc_a), (b, acc_b) = (outcome_values(x[x["s_lr"] == lr], scope, metric,
                                                  failed=failed) for x in sides)
-        points[float(lr)] = summarise_pairs(pair_rows(a, b, metric), "ratio", acc_a + acc_b)
-        total = total + acc_a + acc_b
+        points[float(lr)] = summarise_pairs(pair_rows(a, b, metric), "ratio", acc_a.versus(acc_b))
+        total = total + acc_a.versus(acc_b)
     return points, total
 
 
@@ -236,7 +236,7 @@ def lr_spread_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Meas
 
     (a, acc_a), (b, acc_b) = spread(sel), spread(base)
     both = pd.concat([a.rename("a"), b.rename("b")], axis=1).dropna()
-    est = summarise_pairs(both.rename_axis("seed").reset_index(), "ratio", acc_a + acc_b)
+    est = summarise_pairs(both.rename_axis("seed").reset_index(), "ratio", acc_a.versus(acc_b))
     if est is None:
         return Measurement(criterion, "fewer than two learning rates for a strategy", None)
     return Measurement(criterion, f"{est.text()} (median spreads: {sel} "
