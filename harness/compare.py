@@ -180,7 +180,8 @@ def _variants(ok: pd.DataFrame) -> list[Variant]:
 def _instances(rows: pd.DataFrame) -> pd.Series:
     """``n_features=16: `` for rows of a problem whose parameters vary, else ``""``: a
     variant is one problem instance and one strategy variant, never a pool of both."""
-    varying = [c for c in rows if c.startswith("p_") and rows[c].astype(str).nunique() > 1]
+    varying = [c for c in rows if c.startswith("p_") and not c.endswith("_new")  # BASE's
+               and rows[c].astype(str).nunique() > 1]
     if not varying:
         return pd.Series("", index=rows.index)
     def text(v: Any) -> str:
