@@ -19,6 +19,10 @@ given to ``harness report --claims DIR``. Strategies are selected as ``name`` (i
 parameters) or ``name[key=value,…]``; a check may give ``strategies: [selector, …]``
 instead of ``strategy`` to be judged once per configuration present in the data.
 
+Which cells a check judges is :mod:`harness.report.selection` (one named variant per side)
+and :mod:`harness.report.pairing` (failed cells counted, pairs by instance and seed, one
+value per seed); both are re-exported here for a family's check kinds.
+
 Check kinds: the generic ones (``harness.report.checks``: a metric against a threshold,
 a ratio or difference of two variants, a curve ratio at a named point) need no code;
 a family registers only the kinds that are truly its own, with :func:`check_kind`, in its
@@ -28,10 +32,8 @@ is :data:`OUTCOMES`, decided here.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,20 +42,37 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .. import registry
 from ..errors import InputError, RegistrationError
 from ..family import Family
-from ..result import FAILED, OK
-from ..schema import timing_columns
-from ..stats import ALPHA, NON_NORMAL_P, NOT_FINITE, NOT_POSITIVE, Estimate, estimate, holm
+from ..stats import ALPHA, NON_NORMAL_P, Estimate, holm
 from .document import Heading, Link, Paragraph, Table, Verdict, slug
+
+# Selection and pairing live in their own modules; a family's check kinds import them from
+# here, beside the Measurement they return.
+from .pairing import (  # noqa: F401
+    Accounting,
+    instance_of,
+    outcome_values,
+    pair_rows,
+    paired_values,
+    summarise_pairs,
+    variant_values,
+)
+from .selection import (  # noqa: F401
+    ClaimRefused,
+    describe_selector,
+    describe_variant,
+    ok_rows,
+    select_strategy,
+    select_variant,
+    variant_labels,
+)
 
 if TYPE_CHECKING:
     from . import ReportContext
 
 OUTCOMES = ("reproduced", "partly reproduced", "not reproduced", "inconclusive", "no data",
             "refused")
-_SELECTOR = re.compile(r"^(?P<name>[A-Za-z0-9_]+)(\[(?P<params>[^\]]*)\])?$")
 
 
 @dataclass
@@ -196,224 +215,6 @@ def load_references(family: Family, extra_dirs: Iterable[Path] = ()) -> list[Ref
     return refs
 
 
-# -- selecting the rows a check talks about ---------------------------------------------
-class ClaimRefused(Exception):
-    """The data cannot answer a claim as it is written (a selector that matches several
-    variants or none, a pair that appears twice): the message says why and what exists.
-    The verdict is ``refused``, never a number."""
-
-
-def _parse_selector(selector: str) -> tuple[str, list[tuple[str, str, Any]]]:
-    match = _SELECTOR.match(str(selector).strip())
-    if not match:
-        raise ValueError(f"strategy selector {selector!r}; write name or "
-                         f"name[key=value,key!=value,…]")
-    conditions = []
-    for item in filter(None, (match["params"] or "").split(",")):
-        key, op, value = re.split(r"(!=|=)", item, maxsplit=1) if "=" in item else (
-            item, "=", "")
-        conditions.append((key.strip(), op, yaml.safe_load(value.strip())))
-    return match["name"], conditions
-
-
-def _typed(cls: Any, conditions: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
-    """The selector's values as the strategy's parameters type them (``1e-3`` → 0.001)."""
-    return [(key, op, cls.validate({key: value})[key]) for key, op, value in conditions]
-
-
-def _matches(column: pd.Series, value: Any) -> pd.Series:
-    return column.isna() if value is None else (column == value)
-
-
-def variant_labels(df: pd.DataFrame, name: str | None = None, free: tuple[str, ...] = ()
-                   ) -> list[str]:
-    """The variants present in ``df`` (of strategy ``name``, or of every strategy), as
-    selectors with the parameters that vary, ``free`` ones left out."""
-    from .labels import sort_labels, with_labels
-
-    rows = df if name is None else df[df["strategy"] == name]
-    rows = rows.drop(columns=[f"s_{k}" for k in free if f"s_{k}" in rows])
-    return sort_labels(with_labels(rows)["label"]) if len(rows) else []
-
-
-def select_variant(df: pd.DataFrame, selector: str, free: tuple[str, ...] = ()
-                   ) -> pd.DataFrame:
-    """Every row (of any status) of the one variant ``selector`` names (``name``,
-    ``name[key=value,…]``, ``key!=value`` to leave a value out). A parameter the selector
-    does not name and ``free`` does not list must take one value among the strategy's rows
-    that match what it names, or its default when it takes several; otherwise — or when
-    nothing matches — the claim is refused (:class:`ClaimRefused`) with the variants
-    present. ``free``: parameters the
-    check sweeps or pairs over (``over``), which may take every value."""
-    name, conditions = _parse_selector(selector)
-    cls = registry.strategies().get(name)
-    if cls is None:
-        raise ClaimRefused(f"`{selector}`: no strategy {name!r} is registered")
-    unknown = [k for k, _, _ in conditions if k not in cls.parameters]
-    if unknown:
-        raise ClaimRefused(f"`{selector}`: {name} has no parameter {unknown[0]!r}; its "
-                           f"parameters: {', '.join(cls.parameters)}")
-    rows = df[df["strategy"] == name]
-    for key, op, value in _typed(cls, conditions):
-        col = f"s_{key}"
-        if col in rows:
-            hit = _matches(rows[col], value)
-            rows = rows[hit if op == "=" else ~hit]
-    named = {k for k, op, _ in conditions if op == "="}
-    excluded = {k for k, op, _ in conditions if op == "!="}  # must leave exactly one value
-    for key, param in cls.parameters.items():
-        col = f"s_{key}"
-        if key in named or key in free or col not in rows:
-            continue
-        if rows[col].astype(str).nunique() > 1:
-            at_default = _matches(rows[col], param.default)
-            if key in excluded or not at_default.any():
-                variants = variant_labels(rows, free=free)
-                raise ClaimRefused(f"`{selector}` matches {len(variants)} variants "
-                                   f"({', '.join(f'`{v}`' for v in variants)}): name one")
-            rows = rows[at_default]
-    if rows.empty:
-        present = variant_labels(df, name, free) or variant_labels(df, free=free)
-        raise ClaimRefused(f"`{selector}` matches no cell; variants present: "
-                           f"{', '.join(f'`{v}`' for v in present) or 'none'}")
-    return rows
-
-
-def select_strategy(df: pd.DataFrame, selector: str) -> pd.DataFrame:
-    """Rows of ``df`` run with the strategy ``selector`` (``name`` or ``name[k=v,…]``),
-    every parameter it does not name at its default; for figures and tables that show a
-    variant when present (a claim uses :func:`select_variant`, which refuses ambiguity)."""
-    name, conditions = _parse_selector(selector)
-    cls = registry.strategies().get(name)
-    if cls is None:
-        return df.iloc[0:0]
-    params = cls.validate({k: v for k, _, v in conditions})
-    mask = df["strategy"] == name
-    for key, value in params.items():
-        col = f"s_{key}"
-        if col in df:
-            mask &= _matches(df[col], value)
-    return df[mask]
-
-
-def ok_rows(df: pd.DataFrame, selector: str) -> pd.DataFrame:
-    """The ``ok`` rows of ``selector`` (:func:`select_strategy`)."""
-    rows = select_strategy(df, selector)
-    return rows[rows["status"] == "ok"]
-
-
-def describe_selector(selector: str) -> str | None:
-    """The strategy's own words for the variant ``selector`` names (``Strategy.describe``),
-    or None."""
-    try:
-        name, conditions = _parse_selector(selector)
-    except ValueError:
-        return None
-    cls = registry.strategies().get(name)
-    if cls is None or any(op == "!=" for _, op, _ in conditions):
-        return None
-    return cls.describe(cls.validate({k: v for k, _, v in conditions}))
-
-
-# -- the values a claim judges: failed cells counted, the rest accounted for --------------
-COUNTED = tuple(sorted(FAILED))  # a method's failure is an outcome: the worst one
-WORSE = ("higher", "lower")
-FAILED_RULES = ("worst", "exclude")  # a duration's default is exclude
-
-
-def _combine(a: int | None, b: int | None) -> int | None:
-    """Two directions in which filled values may understate a truth: the same one, or
-    None when they disagree (or either is unknown)."""
-    if a is None or b is None:
-        return None
-    return a or b if not (a and b) or a == b else None
-
-
-@dataclass
-class Accounting:
-    """Cells counted as the worst outcome and cells left out, by why; and ``bound``, the
-    direction in which the counted (filled) values may understate the truth: +1 the true
-    value is higher than shown, −1 lower, 0 nothing filled, None both ways."""
-
-    counted: dict[str, int] = field(default_factory=dict)
-    excluded: dict[str, int] = field(default_factory=dict)
-    bound: int | None = 0
-
-    def __add__(self, other: Accounting) -> Accounting:
-        """The accounting of both (values of one side, or two parts of one estimate)."""
-        out = Accounting(dict(self.counted), dict(self.excluded),
-                         _combine(self.bound, other.bound))
-        for mine, theirs in ((out.counted, other.counted), (out.excluded, other.excluded)):
-            for k, v in theirs.items():
-                mine[k] = mine.get(k, 0) + v
-        return out
-
-    def versus(self, baseline: Accounting) -> Accounting:
-        """The accounting of a ratio or difference of this side over ``baseline``: a
-        baseline value understated upwards understates the ratio downwards."""
-        flipped = None if baseline.bound is None else -baseline.bound
-        return Accounting(self.counted, self.excluded, self.bound) + Accounting(
-            baseline.counted, baseline.excluded, flipped)
-
-    def onto(self, est: Estimate | None) -> Estimate | None:
-        """``est`` carrying this accounting beside its own."""
-        if est is None:
-            return None
-        return replace(est, counted=tuple(self.counted.items()) + est.counted,
-                       excluded=tuple(self.excluded.items()) + est.excluded,
-                       bias=_combine(self.bound, est.bias))
-
-
-def instance_of(rows: pd.DataFrame) -> pd.Series:
-    """Each row's problem instance: the problem and its parameters."""
-    return rows["problem"] + " " + rows["params"].map(_problem_json)
-
-
-def outcome_values(variant: pd.DataFrame, scope: pd.DataFrame, metric: str,
-                   worse: str = "higher", failed: str | None = None
-                   ) -> tuple[pd.DataFrame, Accounting]:
-    """The rows of ``variant`` with ``metric`` as a claim counts it: an ``ok`` cell its
-    value; a failed cell (error, timeout, diverged, oom) the worst value any cell of its
-    problem instance in ``scope`` reached (the largest when ``worse`` is ``higher``), which
-    can only understate how bad the failure was — the accounting's ``bound`` says which
-    way, and a verdict is never decided in the direction a filled value could flatter. A
-    duration (``failed: exclude``, the default for timings: a crash is not a training time)
-    leaves failed cells out instead. A cell that is not an outcome of the method
-    (preempted, skipped) or an ok cell without a finite value is left out. Returns the rows
-    kept and what was counted and left out."""
-    if worse not in WORSE:
-        raise ClaimRefused(f"worse: {worse!r}; one of {', '.join(WORSE)}")
-    failed = failed or ("exclude" if metric in timing_columns() else "worst")
-    if failed not in FAILED_RULES:
-        raise ClaimRefused(f"failed: {failed!r}; one of {', '.join(FAILED_RULES)}")
-    if metric not in variant:
-        return variant.iloc[0:0], Accounting(excluded={f"no column {metric}": len(variant)})
-    status = variant["status"]
-    is_failed = status.isin(COUNTED)
-    ok = (status == OK) & np.isfinite(pd.to_numeric(variant[metric], errors="coerce"))
-    fill = pd.Series(np.nan, index=variant.index)
-    if failed == "worst" and metric in scope and is_failed.any():
-        values = pd.to_numeric(scope[metric], errors="coerce")
-        finite = values[np.isfinite(values)]
-        worst = finite.groupby(instance_of(scope)[finite.index])
-        worst = worst.max() if worse == "higher" else worst.min()
-        fill = instance_of(variant).map(worst).astype(float)
-    filled = is_failed & fill.notna()
-    acc = Accounting(bound=(1 if worse == "higher" else -1) if filled.any() else 0)
-    for st, n in status[filled].value_counts().items():
-        acc.counted[f"{st} cell{'s' * (n > 1)}"] = n
-    for st, n in status[(is_failed & ~filled) | (~is_failed & (status != OK))
-                        ].value_counts().items():
-        acc.excluded[f"{st} cell{'s' * (n > 1)}"] = n
-    missing = int(((status == OK) & ~ok).sum())
-    if missing:
-        acc.excluded[f"ok cell{'s' * (missing > 1)} without a finite {metric}"] = missing
-    kept = variant[ok | filled].copy()
-    kept[metric] = pd.to_numeric(kept[metric], errors="coerce").where(
-        kept["status"] == OK, fill[kept.index]).astype(float)
-    return kept, acc
-
-
 SIDES = {"reproduced": True, "not reproduced": False, "inconclusive": None}
 
 
@@ -423,58 +224,6 @@ def judge_estimate(est: Estimate | None, check: dict[str, Any]) -> bool | None:
     if est is None:
         return None
     return SIDES[est.side(check.get("op", "<="), float(check["threshold"]))]
-
-
-def variant_values(rows: pd.DataFrame, selector: str, metric: str, free: tuple[str, ...] = (),
-                   worse: str = "higher", failed: str | None = None
-                   ) -> tuple[pd.DataFrame, Accounting]:
-    """The one variant ``selector`` names in ``rows`` with ``metric`` as a claim counts it
-    (:func:`select_variant`, :func:`outcome_values`)."""
-    return outcome_values(select_variant(rows, selector, free), rows, metric, worse, failed)
-
-
-def paired_values(rows: pd.DataFrame, selector: str, baseline: str, metric: str,
-                  keys: tuple[str, ...] = (), worse: str = "higher", failed: str | None = None
-                  ) -> tuple[pd.DataFrame, Accounting]:
-    """The cells of the variants ``selector`` and ``baseline`` paired (see
-    :func:`pair_rows`), failed cells counted as the worst outcome, and the accounting.
-    ``keys``: parameter columns both sides are paired on (and free to vary)."""
-    free = tuple(k[2:] if k.startswith("s_") else k for k in keys)
-    a, acc_a = variant_values(rows, selector, metric, free, worse, failed)
-    b, acc_b = variant_values(rows, baseline, metric, free, worse, failed)
-    return pair_rows(a, b, metric, keys), acc_a.versus(acc_b)
-
-
-def pair_rows(a: pd.DataFrame, b: pd.DataFrame, metric: str,
-              keys: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Cells of ``a`` and ``b`` paired by problem instance (problem and its parameters),
-    seed and the columns ``keys``: a frame with ``instance``, ``seed``, the keys, and ``a``
-    and ``b`` (the metric of each). Cells with the same seed share data, split and initial
-    weights, so a per-pair ratio or difference removes what the seed changes. A side with
-    two cells for one (instance, seed, keys) is refused (:class:`ClaimRefused`): it holds
-    two variants, and pairing each with each would count one seed several times."""
-    on = ["instance", "seed", *keys]
-
-    def side(r: pd.DataFrame, which: str) -> pd.DataFrame:
-        if r.empty or metric not in r:
-            return pd.DataFrame(columns=[*on, metric])
-        r = r.assign(instance=r["problem"] + " " + r["params"].map(_problem_json))[
-            [*on, metric]]
-        twice = r[r.duplicated(on, keep=False)]
-        if len(twice):
-            first = twice.iloc[0]
-            where = ", ".join(f"{k} {first[k]}" for k in on)
-            raise ClaimRefused(f"{which} has {int(twice.duplicated(on).sum()) + 1} cells for "
-                               f"{where}: it holds several variants; name one")
-        return r
-
-    left, right = side(a, "the strategy"), side(b, "the baseline")
-    both = left.merge(right, on=on, suffixes=("_a", "_b"))
-    both = both.rename(columns={f"{metric}_a": "a", f"{metric}_b": "b"})
-    both = both[[*on, "a", "b"]].astype({"a": float, "b": float})
-    # cells whose instance and seed the other side lacks: no pair, but counted
-    both.attrs["unpaired"] = len(left) + len(right) - 2 * len(both)
-    return both
 
 
 def iteration_spread(history: pd.DataFrame, cell_ids: Any, metric: str | None = None
@@ -495,41 +244,6 @@ def iteration_spread(history: pd.DataFrame, cell_ids: Any, metric: str | None = 
         if len(times) >= 2 and times.mean() > 0:
             cvs.append(times.std(ddof=1) / times.mean())
     return float(np.median(cvs)) if cvs else None
-
-
-def summarise_pairs(pairs: pd.DataFrame, kind: str = "ratio", acc: Accounting | None = None
-                    ) -> Estimate | None:
-    """The estimate of ``kind`` (``ratio`` or ``difference``) from the pairs of
-    :func:`pair_rows`, reduced within each seed first (the mean log ratio, or the mean
-    difference, over the seed's instances and keys), so that n counts seeds and the
-    interval has seeds − 1 degrees of freedom. Pairs with a value the scale cannot take
-    (not finite, or not positive for a ratio) are left out and counted."""
-    if pairs.empty:
-        return None
-    a, b = pairs["a"].to_numpy(float), pairs["b"].to_numpy(float)
-    # (a filled value on either side keeps its direction: ``acc`` carries it)
-    if kind == "ratio":
-        ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
-        x = np.log(np.where(ok, a, 1.0)) - np.log(np.where(ok, b, 1.0))
-    else:
-        x = a - b
-        ok = np.isfinite(x)
-    per_seed = pd.Series(x[ok]).groupby(pairs["seed"].to_numpy()[ok]).mean()
-    dropped = int((~ok).sum())
-    why = NOT_POSITIVE if kind == "ratio" else NOT_FINITE
-    unpaired = ("cells without a partner (the other side lacks their instance and seed)",
-                int(pairs.attrs.get("unpaired", 0)))
-    return (acc or Accounting()).onto(
-        estimate(per_seed.to_numpy(), kind, [(f"pairs with {why}", dropped), unpaired]))
-
-
-def per_seed_mean(rows: pd.DataFrame, metric: str) -> pd.Series:
-    """``metric`` reduced within each seed (the mean over the seed's cells)."""
-    return rows.groupby("seed")[metric].mean()
-
-
-def _problem_json(params: str) -> str:
-    return json.dumps(json.loads(params)["problem"], sort_keys=True)
 
 
 # -- the one loop -----------------------------------------------------------------------
@@ -591,15 +305,6 @@ def _distinct_variants(rows: pd.DataFrame, selectors: list[str]
             seen.add(cells)
             found[selector] = variant
     return found
-
-
-def describe_variant(rows: pd.DataFrame) -> str | None:
-    """The strategy's own words for the variant of ``rows`` (``Strategy.describe`` of the
-    parameters its cells ran with), or None."""
-    cls = registry.strategies().get(str(rows["strategy"].iloc[0]))
-    if cls is None:
-        return None
-    return cls.describe(json.loads(rows["params"].iloc[0])["strategy"])
 
 
 def _judge(fn: CheckFunction, check: dict[str, Any], rows: pd.DataFrame,

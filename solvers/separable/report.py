@@ -181,20 +181,19 @@ def _sides(check: dict) -> tuple[str, str]:
     return check.get("strategy", SlimTrain.name), check.get("baseline", Adam.name)
 
 
-def _per_lr(check: dict, rows: pd.DataFrame, metric: str, failed: str = "worst"
-            ) -> tuple[dict[float, Estimate | None], Accounting]:
+def _per_lr(check: dict, rows: pd.DataFrame, metric: str) -> dict[float, Estimate | None]:
     """Per learning rate in the scope, ``metric`` of the strategy ÷ the baseline's, per seed
-    (failed cells as the worst value at that learning rate, or left out)."""
+    (a failed cell as the worst value of its instance at that learning rate)."""
     sel, base = _sides(check)
     sides = [select_variant(rows, s, FREE) for s in (sel, base)]
-    points, total = {}, Accounting()
+    points = {}
     for lr in sorted(rows["s_lr"].dropna().unique()):
         scope = rows[rows["s_lr"] == lr]
-        (a, acc_a), (b, acc_b) = (outcome_values(x[x["s_lr"] == lr], scope, metric,
-                                                 failed=failed) for x in sides)
-        points[float(lr)] = summarise_pairs(pair_rows(a, b, metric), "ratio", acc_a.versus(acc_b))
-        total = total + acc_a.versus(acc_b)
-    return points, total
+        (a, acc_a), (b, acc_b) = (outcome_values(x[x["s_lr"] == lr], scope, metric)
+                                  for x in sides)
+        points[float(lr)] = summarise_pairs(pair_rows(a, b, metric), "ratio",
+                                            acc_a.versus(acc_b))
+    return points
 
 
 @check_kind("early_loss_ratio")
@@ -210,7 +209,7 @@ def early_loss_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Mea
         return Measurement(criterion, "no history", None)
     at = h[(h["metric"] == "loss") & (h["split"] == "val") & (h["step"] == epoch - 1)]
     early = rows["cell_id"].map(at.groupby("cell_id")["value"].first())
-    points, _ = _per_lr(check, rows.assign(early=early), "early")
+    points = _per_lr(check, rows.assign(early=early), "early")
     return judge_points({**check, "over": "lr"}, points, criterion)
 
 
