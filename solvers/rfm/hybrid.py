@@ -11,11 +11,14 @@ projected problems are tiny and solved with NumPy on the CPU.
 Scale: λ here minimises ‖Zᵀw − c‖² + λ²‖w‖² (IR Tools' convention); the paper's weight
 decay is α = λ/√n (see :func:`harness.solvers.rfm.spectral.tikhonov_filter`).
 
-Where this differs from IR Tools (docs/rfm.md says why): λ is the global minimiser of the
-GCV criterion (scan + refinement, not ``fminbnd``'s local search); breakdown is detected
-with a relative tolerance and, after a β-breakdown, the exact k-th iterate is kept; the
-projected problems are solved at every iteration only when the stopping rule or the
-adaptive weight needs them, otherwise only at the iterates returned or asked for.
+λ is found as IR Tools finds it (``fminbnd`` on [0, s₁], see :func:`.gcv.minimize_gcv`),
+the adaptive ω is averaged as IR Tools averages it (ω₁ = 0 counted) and the logged GCV
+stopping values are IR Tools' ``info.GCValues``. Where this differs from IR Tools
+(docs/rfm.md says why): breakdown is detected with a relative tolerance and, after a
+β-breakdown, the exact k-th iterate is kept; the projected problems are solved at every
+iteration only when the stopping rule or the adaptive weight needs them, otherwise only
+at the iterates returned or asked for (with no stopping rule, the iterate at k does not
+depend on the cap, so one run to the largest cap gives every smaller cap's iterate).
 """
 
 from __future__ import annotations
@@ -90,15 +93,19 @@ def _solve_projected(
     if not isinstance(regparam, str):
         lam = float(regparam)
     elif regparam == "wgcv":
-        if len(st.omegas) < k:  # the adaptive weight: running mean of per-iteration estimates
-            st.omegas.append(min(1.0, adaptive_weight(s, bhat)))
+        # The adaptive weight: IR Tools never estimates ω at k = 1 (there λ = 0 and the
+        # stopping value is 0), yet its running mean counts that iteration as ω₁ = 0:
+        # ω_k = mean(Omega(1:k)) with Omega(1) = 0.
+        if len(st.omegas) < k:
+            st.omegas.append(0.0 if k == 1 else min(1.0, adaptive_weight(s, bhat)))
         omega = float(np.mean(st.omegas[:k]))
-        # IR Tools skips k = 1 for wgcv (λ = 0); kept so the stopping rule sees the same values.
         lam = 0.0 if k == 1 else minimize_gcv(s, bhat, "wgcv", omega=omega)
     else:
         lam = minimize_gcv(s, bhat, regparam, n_samples=n)
     res = float(residual_sq(lam, s, bhat))
-    free = (n - float(dof(lam, s))) / n  # GCVstopfun: (‖r‖²/n_features) / ((n − dof)/n)²
+    # GCVstopfun with IR Tools' A = Zᵀ (n samples × m features):
+    # (‖r‖²/m) / ((n − dof)/m)², so logged values equal IR Tools' info.GCValues.
+    free = (n - float(dof(lam, s))) / m
     stop_value = 0.0 if (regparam == "wgcv" and k == 1) else (
         (res / m) / free**2 if free > 0 else np.inf
     )

@@ -21,6 +21,7 @@ from harness.report.claims import (
     Measurement,
     check_kind,
     claim_blocks,
+    describe_selector,
     ok_rows,
     paired_values,
     select_strategy,
@@ -31,7 +32,7 @@ from harness.report.document import Heading, Paragraph, Table, fmt
 from harness.report.labels import data_sources, sort_labels, with_labels
 from harness.stats import estimate
 
-from .strategies import Hybrid, MinNorm, Tikhonov
+from .strategies import AUTHORS, AUTHORS_CAPS, Hybrid, MinNorm, Tikhonov
 
 if TYPE_CHECKING:
     from harness.report import ReportContext
@@ -40,6 +41,8 @@ M, N = "p_n_features", "p_n_train"
 # The references printed beside every spike verdict: no regularization, and weight decay
 # tuned on the test data.
 SPIKE_REFERENCES = (MinNorm.name, f"{Tikhonov.name}[select=oracle]")
+AUTHORS_SELECTOR = (f"{Hybrid.name}[regparam={AUTHORS[0]},stop={AUTHORS[1]},"
+                    f"max_iter={AUTHORS[2]}]")
 
 
 def section(ctx: ReportContext, family: Family) -> list[Any]:
@@ -68,9 +71,7 @@ def section(ctx: ReportContext, family: Family) -> list[Any]:
         for metric, title in (("test_mse", "Test error ‖WZ − C‖²/(2·samples)"),
                               ("test_acc", "Test accuracy"), ("w_norm", "‖W‖_F")):
             blocks.append(_metric_table(ok, metric, title, f"rfm-{tag}-{metric}"))
-        hyb = _hybrid_iterations(ctx, ok, tag)
-        if hyb is not None:
-            blocks.append(hyb)
+        blocks += _hybrid_iterations(ctx, ok, tag)
         blocks += claim_blocks(ctx, family, setting, where=f"{dataset}, n = {n}")
     return blocks
 
@@ -144,17 +145,33 @@ def _metric_table(ok: pd.DataFrame, metric: str, title: str, name: str) -> Table
     return Table(["m", *pivot.columns], rows, caption=f"{title}: median over seeds.", name=name)
 
 
-def _hybrid_iterations(ctx: ReportContext, ok: pd.DataFrame, tag: str):
+def _hybrid_history(ctx: ReportContext, ok: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
+    """(selector, the test error of its iterate after k iterations per cell) for the
+    authors' hybrid configuration when the data has it, else for the default hybrid."""
+    hist = ctx.history
+    if hist.empty:
+        return None
+    for selector in (AUTHORS_SELECTOR, Hybrid.name):
+        hyb = select_strategy(ok, selector)
+        if hyb.empty:
+            continue
+        h = hist[hist["cell_id"].isin(hyb["cell_id"]) & (hist["metric"] == "test_mse")
+                 & (hist["split"] == "test")]
+        if not h.empty:
+            return selector, h.merge(hyb[["cell_id", M, "seed"]], on="cell_id")
+    return None
+
+
+def _hybrid_iterations(ctx: ReportContext, ok: pd.DataFrame, tag: str) -> list[Any]:
+    """The hybrid's test error against its iteration k, one line per m; for the authors'
+    configuration also the table of their driver: the error at each cap ≤ m."""
     import matplotlib.pyplot as plt
 
-    hyb = select_strategy(ok, Hybrid.name)
-    hist = ctx.history
-    if hyb.empty or hist.empty:
-        return None
-    h = hist[hist["cell_id"].isin(hyb["cell_id"]) & (hist["metric"] == "test_mse")]
-    if h.empty:
-        return None
-    h = h.merge(hyb[["cell_id", M]], on="cell_id")
+    found = _hybrid_history(ctx, ok)
+    if found is None:
+        return []
+    selector, h = found
+    described = describe_selector(selector)
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     ms = sorted(h[M].unique())
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(ms)))
@@ -162,9 +179,34 @@ def _hybrid_iterations(ctx: ReportContext, ok: pd.DataFrame, tag: str):
         c = h[h[M] == m].groupby("step")["value"].median()
         ax.plot(c.index, c.values, marker=".", color=color, label=f"m = {m}")
     style_axes(ax, "hybrid iteration k", "test error", xlog=2, ncol=2)
-    return ctx.save_figure(fig, f"rfm-{tag}-hybrid-iterations",
-                           f"Hybrid ({Hybrid.describe(Hybrid.validate({}))}): test error "
-                           f"of the iterate after k iterations, median over seeds.")
+    blocks: list[Any] = [ctx.save_figure(
+        fig, f"rfm-{tag}-hybrid-iterations",
+        f"`{selector}` ({described}): test error of the iterate after k iterations, one "
+        f"line per m, median over seeds.")]
+    if selector == AUTHORS_SELECTOR:
+        blocks.append(_cap_table(h, tag))
+    return blocks
+
+
+def _cap_table(h: pd.DataFrame, tag: str) -> Table:
+    """The authors' driver's table: the test error at each cap MaxIter = 2^4 … 2^10 that is
+    ≤ m (and reached: k ≤ n), median over seeds with the seeds' range."""
+    at_caps = h[h["step"].isin(AUTHORS_CAPS)]
+    rows = []
+    for m in sorted(at_caps[M].unique()):
+        g = at_caps[at_caps[M] == m]
+        row: list[Any] = [int(m)]
+        for cap in AUTHORS_CAPS:
+            v = g[g["step"] == cap]["value"]
+            row.append(f"{fmt(v.median())} [{fmt(v.min())}, {fmt(v.max())}]"
+                       if cap <= m and len(v) else "")
+        rows.append(row)
+    return Table(["m", *(f"k = {c}" for c in AUTHORS_CAPS)], rows,
+                 caption=f"The authors' configuration (`{AUTHORS_SELECTOR}`) as their driver "
+                 f"records it: test error after MaxIter = k iterations, for each cap k ≤ m, "
+                 f"median over seeds [min, max]. A cap above the training size n is never "
+                 f"reached (the Krylov space is full at k = n).",
+                 name=f"rfm-{tag}-hybrid-caps")
 
 
 def _median_at(df: pd.DataFrame, selector: str, m: int) -> float | None:

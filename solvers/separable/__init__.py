@@ -11,11 +11,23 @@ Library use, without the harness::
 
 from harness.family import declare_family
 
-from .slimtik import DENOMINATORS, SELECT, SlimTik, SlimTikStep, sgcv_values, trial_points
+from .slimtik import (
+    DENOMINATORS,
+    SELECT,
+    TRIALS,
+    SlimTik,
+    SlimTikStep,
+    best_candidate,
+    pytorch_trial_points,
+    sgcv_terms,
+    trial_points,
+)
 
 # The report section (imported only by `harness report`) and the published claims
 # (claims/*.yaml, package data) of this family.
 declare_family("separable", "Separable networks: slimTrain vs Adam",
                section=f"{__name__}.report:section", claims=__name__)
 
-__all__ = ["DENOMINATORS", "SELECT", "SlimTik", "SlimTikStep", "sgcv_values", "trial_points"]
+__all__ = ["DENOMINATORS", "SELECT", "TRIALS", "SlimTik", "SlimTikStep", "best_candidate",
+           "pytorch_trial_points",
+           "sgcv_terms", "trial_points"]

@@ -58,7 +58,8 @@ def section(ctx: ReportContext, family: Family) -> list[Any]:
         curves = _curves(ctx, ok)
         blocks += [b for b in (_loss_figure(ctx, curves, tag), _lr_figure(ctx, ok, tag),
                                _theta_figure(ctx, ok, tag), _error_table(ok, tag),
-                               _cost_table(ok, tag)) if b is not None]
+                               _cost_table(ok, tag), _sgcv_branch(ctx, ok, tag))
+                   if b is not None]
         blocks += claim_blocks(ctx, family, rows, where=title)
     return blocks
 
@@ -67,6 +68,35 @@ def _variant_labels(ok: pd.DataFrame) -> pd.DataFrame:
     """``label`` with every varying parameter; ``variant`` the same without the lr."""
     ok = with_labels(ok)
     return ok.assign(variant=with_labels(ok.assign(s_lr=0.0))["label"])
+
+
+def _sgcv_branch(ctx: ReportContext, ok: pd.DataFrame, tag: str) -> Table | None:
+    """Per slimTrain variant choosing Λ by sGCV: in how many batches its denominator base
+    (first term − trace) was ≤ 0 at the chosen Λ — the wrong branch, where sGCV falls
+    toward the most negative candidate — and how often Λ̄ sat at the lower bound."""
+    h = ctx.history
+    if h.empty:
+        return None
+    h = h[h["cell_id"].isin(ok["cell_id"]) & h["metric"].isin(["sgcv_free", "lam_bar"])]
+    if not (h["metric"] == "sgcv_free").any():
+        return None
+    wide = h.pivot_table(index=["cell_id", "step"], columns="metric", values="value")
+    wide = wide.dropna(subset=["sgcv_free"]).reset_index()
+    wide = wide.merge(ok[["cell_id", "variant", "s_lb"]], on="cell_id")
+    rows = []
+    for variant, g in wide.groupby("variant", sort=True):
+        wrong = int((g["sgcv_free"] <= 0).sum())
+        at_lb = int((g["lam_bar"] <= g["s_lb"] * (1 + 1e-6)).sum())
+        rows.append([f"`{variant}`", len(g), f"{wrong} ({wrong / len(g):.0%})",
+                     f"{at_lb} ({at_lb / len(g):.0%})", fmt(g["lam_bar"].median())])
+    return Table(["variant", "sGCV batches", "wrong branch (first term − trace ≤ 0)",
+                  "Λ̄ at the lower bound", "median Λ̄"], rows,
+                 caption="What sGCV did, over every batch of every seed: on the wrong branch "
+                 "its denominator's base is ≤ 0 (with `denominator: samples` and fewer images "
+                 "in a batch than features, at every small Λ̄ + Λ), sGCV is smallest at the "
+                 "most negative candidate and Λ̄ falls to the lower bound: the layer is then "
+                 "effectively unregularised. Neither source guards this; the harness "
+                 "follows them and counts it.", name=f"separable-{tag}-sgcv-branch")
 
 
 def _curves(ctx: ReportContext, ok: pd.DataFrame, metric: str = "loss") -> pd.DataFrame:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from harness.errors import ParamError
 from harness.params import Param
 from harness.plugin import Diverged, Fit, Metric, RunContext, Strategy
 
-from .slimtik import DENOMINATORS, SELECT, SlimTik
+from .slimtik import DENOMINATORS, SELECT, TRIALS, SlimTik
 from .train import n_features, train_separable
 
 COMMON: dict[str, Param] = {
@@ -63,9 +64,14 @@ class SlimTrain(_SeparableStrategy):
         "lam0": Param(float, 1e-10, "initial cumulative regularization Λ̄₀ (and Λ per batch "
                       "when select: constant)", low=0),
         "lb": Param(float, 1e-7, "lower bound of Λ̄ + Λ", low=0, low_open=True),
-        "ub": Param(float, None, "upper bound of Λ̄ + Λ (null: none, as the paper's MATLAB "
-                    "code; the authors' autoencoder drivers use 10)", low=0, low_open=True,
-                    nullable=True),
+        "trials": Param(str, "matlab", "sGCV's trial points as each source builds them: "
+                        "matlab (±30 magnitudes 1e-16 … Λ̄/2, the paper's MATLAB code) or "
+                        "pytorch (−logspace(eps, Λ̄), logspace(eps, ub), 30 each, the "
+                        "authors' PyTorch autoencoder)", choices=TRIALS),
+        "ub": Param(float, None, "trials: matlab — a cap on Λ̄ + Λ (null: none; MATLAB's own "
+                    "bound never acts); trials: pytorch — the largest positive trial point "
+                    "(required; the authors' autoencoder runs use 10)", low=0,
+                    low_open=True, nullable=True),
         "denominator": Param(str, "observations", "sGCV normalisation: observations "
                              "(n_b·n_t, the MATLAB code) or samples (n_b samples, e.g. "
                              "images, the PyTorch code)",
@@ -73,11 +79,17 @@ class SlimTrain(_SeparableStrategy):
     }
     smoke_params: ClassVar[dict[str, Any]] = {"epochs": 2, "batch_size": 10}
 
+    @classmethod
+    def check(cls, params: dict[str, Any]) -> None:
+        if params["trials"] == "pytorch" and params["ub"] is None:
+            raise ParamError("ub", "trials: pytorch needs ub, the largest positive trial "
+                                   "point (the authors' autoencoder runs use 10)")
+
     def slimtik(self, task: Any) -> SlimTik:
         p = self.params
         return SlimTik(task.n_targets, n_features(task), memory_depth=p["r"],
                        select=p["select"], lam_bar=p["lam0"], lb=p["lb"], ub=p["ub"],
-                       denominator=p["denominator"],
+                       denominator=p["denominator"], trials=p["trials"],
                        device=task.data["train"][0].device)
 
 

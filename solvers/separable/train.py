@@ -144,9 +144,10 @@ def train_separable(task: SeparableTask, recorder: Recorder | None = None, *, me
                     ) -> tuple[SeparableSolution, SeparableStats]:
     """Train with ``method`` ``slimtrain`` (needs ``slimtik``) or ``adam``; log to
     ``recorder`` (see ``harness.solvers.recording``; none by default) per batch Λ and Λ̄
-    (slimtrain), per epoch the loss of each split, ‖θₖ − θₖ₋₁‖ and the epoch time, timed
-    with ``clock`` (default: synchronized on the data's device). Raises FloatingPointError
-    on a non-finite loss."""
+    (slimtrain; with sGCV also its trace term and denominator base at the chosen Λ), per
+    epoch the loss of each split, ‖θₖ − θₖ₋₁‖ and the epoch time, timed with ``clock``
+    (default: synchronized on the data's device). Raises FloatingPointError on a
+    non-finite loss."""
     Y, C = task.data["train"]
     device = Y.device
     run = recorder or NullRecorder()
@@ -180,6 +181,9 @@ def train_separable(task: SeparableTask, recorder: Recorder | None = None, *, me
                 W = slimtik.W.to(Z)
                 run.log("lam", info.lam, step=step, epoch=epoch)
                 run.log("lam_bar", info.lam_bar, step=step, epoch=epoch)
+                if info.free is not None:  # sGCV's denominator base: ≤ 0 is the wrong branch
+                    run.log("sgcv_trace", info.trace, step=step, epoch=epoch)
+                    run.log("sgcv_free", info.free, step=step, epoch=epoch)
             loss = training_loss(task, W, Z, Cb, n_b, a_theta,
                                  alpha_w if method == "adam" else 0.0)
             if not torch.isfinite(loss):
