@@ -147,6 +147,7 @@ def test_report_files_and_content(demo, report):
     assert (out / "tables" / "rfm-mnist5k-n512-hybrid-caps.tex").exists()
     # the autoencoder runs sGCV as the authors' PyTorch code: its wrong branch is counted
     assert re.search(r"wrong branch \(first term − trace ≤ 0\)", md)
+    assert "minimised sGCV on its wrong branch in" in md
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3
     assert not re.search(r"src=['\"](?!data:)", html)  # self-contained: nothing external

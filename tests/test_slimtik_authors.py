@@ -95,7 +95,7 @@ def test_partial_batch_memory_scaling_is_the_documented_departure():
     np.testing.assert_allclose([s.lam_bar for s in steps[:9]], rec["sumLambda"][:9],
                                rtol=1e-9, atol=1e-15)
     rel = np.linalg.norm(W - rec["W_final"]) / np.linalg.norm(rec["W_final"])
-    assert 1e-6 < rel < 0.1
+    assert 1e-5 < rel < 1e-3  # 2.4e-4: stated in docs/papers.md
 
 
 def test_singular_memory_gram_never_picks_a_non_finite_or_impossible_value():
