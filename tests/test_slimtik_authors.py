@@ -16,8 +16,12 @@ import pytest
 import torch
 from harness.solvers.separable import SlimTik, best_candidate, pytorch_trial_points
 
+from harness import registry
+from harness.errors import ParamError
+
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "slimtik_authors.json").read_text())
 LAM0, LB, UB = GOLDEN["sumLambda0"], GOLDEN["lower_bound"], GOLDEN["upper_bound"]
+EPS64 = float(torch.finfo(torch.float64).eps)
 
 
 def _case(p, seed=17, n_batches=20, n_b=5, pix=4, sizes=None):
@@ -38,9 +42,10 @@ def _run(name, trials="pytorch"):
     rec = GOLDEN["dense"][name]
     W0, batches = _case(rec["p"], sizes=rec["sizes"])
     sgcv = rec["opt_method"] == "trial_points"
+    # the recording ran the solve in float64, so its candidates start at float64's eps
     tik = SlimTik(1, rec["p"], memory_depth=rec["memory_depth"],
                   select="sgcv" if sgcv else "constant", lam_bar=LAM0, lam0=LAM0, lb=LB,
-                  ub=UB, denominator="samples", trials=trials)
+                  ub=UB, denominator="samples", trials=trials, trial_eps=EPS64)
     tik.W = torch.as_tensor(W0)[None].clone()
     steps = [tik.update(torch.as_tensor(z).T, torch.as_tensor(c)[None], n_samples=nb)
              for z, c, nb in batches]
@@ -49,9 +54,29 @@ def _run(name, trials="pytorch"):
 
 def test_pytorch_trial_points_are_the_authors_candidates():
     rec = GOLDEN["run1_r5_batch0"]
-    ours = pytorch_trial_points(rec["sumLambda_before"], UB, torch.finfo(torch.float64).eps)
+    ours = pytorch_trial_points(rec["sumLambda_before"], UB, EPS64)
     assert ours.dtype == torch.float64
     assert ours.tolist() == rec["candidates"]  # bit for bit: float32 logspace as theirs
+
+
+def test_default_pytorch_candidates_are_the_autoencoders_float32_ones():
+    """The autoencoder's solve runs in float32, so its candidates start at float32's eps
+    (1.19e-7): the default of ``trials="pytorch"``."""
+    rec = GOLDEN["autoencoder_candidates_float32"]
+    tik = SlimTik(1, 3, trials="pytorch", ub=rec["upper_bound"], lam_bar=rec["sumLambda"])
+    ours = pytorch_trial_points(rec["sumLambda"], rec["upper_bound"], tik.trial_eps)
+    assert ours.tolist() == rec["candidates"]
+
+
+@pytest.mark.parametrize("given, key", [({"ub": None}, "ub"), ({"lam0": 0.0}, "lam0")])
+def test_pytorch_rule_refuses_what_it_cannot_build(given, key):
+    """Without ub there is no largest candidate, and with Λ̄₀ = 0 no negative one (log 0):
+    refused when the grid is validated, not mid-run."""
+    strategy = registry.strategies()["slimtrain"]
+    with pytest.raises(ParamError) as err:
+        strategy.validate({"trials": "pytorch", "ub": 10.0, **given})
+    assert err.value.key == key
+    strategy.validate({"trials": "pytorch", "select": "constant"})  # no candidates: fine
 
 
 @pytest.mark.parametrize("name", ["run1_trial_points_r0", "run1_trial_points_r5",

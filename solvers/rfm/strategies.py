@@ -182,14 +182,16 @@ class Hybrid(Strategy):
         lam = rule.get(params["regparam"], f"λ = {params['regparam']}") + " for λ"
         cap = params["max_iter"]
         if params["stop"] == "gcv":
-            how = ("IR Tools' GCV stopping rule" + (f" (cap {cap})" if cap else "")
-                   + ", as the paper's abstract words it; not used in the authors' code")
+            how = "IR Tools' GCV stopping rule" + (f" (cap {cap})" if cap else "") + (
+                ", as the abstract words it; not used in the authors' code"
+                if params["regparam"] == "gcv" else "; not used in the authors' code")
         else:
             how = f"no early stopping: {cap} iterations (fewer when min(m, n) is smaller)" if (
                 cap) else "no early stopping: the full Krylov space, k = min(m, n)"
         authors = (" — the authors' configuration: their driver runs IR Tools with RegParam "
-                   "'gcv', NoStop 'on' and iteration caps MaxIter = 2^4 … 2^10 (caps ≤ m); "
-                   "this is its largest cap, the per-cap table gives the others"
+                   "'gcv', NoStop 'on' and records the error at the caps MaxIter = 2^4 … "
+                   "2^10 that are ≤ m; judged here at k = min(m, n, 1024), their largest cap "
+                   "where m is a power of two; the per-cap table gives every cap"
                    if (params["regparam"], params["stop"], cap) == AUTHORS else "")
         return f"{lam}; {how}{authors}"
 

@@ -93,8 +93,10 @@ def _sgcv_branch(ctx: ReportContext, ok: pd.DataFrame, tag: str) -> list[Any]:
         if 2 * wrong >= len(g):
             said.append(f"`{variant}` minimised sGCV on its wrong branch in {wrong} of "
                         f"{len(g)} batches, and Λ̄ sat at the lower bound "
-                        f"{fmt(g['s_lb'].iloc[0])} in {at_lb}: in effect its last layer was "
-                        f"fitted unregularised, not by a GCV-chosen Λ.")
+                        f"{fmt(g['s_lb'].iloc[0])} in {at_lb}" + (
+                            ": in these runs its last layer was in effect fitted "
+                            "unregularised, not by a GCV-chosen Λ." if 2 * at_lb >= len(g)
+                            else "."))
     blocks: list[Any] = [Table(
         ["variant", "sGCV batches", "wrong branch (first term − trace ≤ 0)",
          "Λ̄ at the lower bound", "median Λ̄"], rows,

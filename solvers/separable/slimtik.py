@@ -28,9 +28,9 @@ sources, two candidate rules (``trials``):
   log10(Λ̄/2) with a linear upper bound, so its bound never acts; here ``ub``, when given,
   caps Λ̄ + Λ (a harness option, off by default).
 * ``pytorch`` — the authors' PyTorch ``solve`` (the autoencoder): −logspace(eps, Λ̄, 30)
-  and logspace(eps, ub, 30), eps of the solve's dtype, built in float32 as there
-  (``torch.logspace`` without a dtype); ``ub`` is the largest positive candidate, and Λ̄ + Λ
-  is not capped.
+  and logspace(eps, ub, 30), eps of the solve's dtype — float32 in the autoencoder, so
+  eps = 1.19e-7 by default (``trial_eps``) — built in float32 as there (``torch.logspace``
+  without a dtype); ``ub`` is the largest positive candidate, and Λ̄ + Λ is not capped.
 
 Two guards neither source has: a candidate whose sGCV is not finite, or whose per-target
 trace tr(Zᵀ(M Mᵀ + (Λ̄ + Λ) I)⁻¹ Z) lies outside [0, p] (p features: impossible for a
@@ -59,6 +59,8 @@ import torch
 SELECT = ("sgcv", "constant", "none")
 DENOMINATORS = ("observations", "samples")
 TRIALS = ("matlab", "pytorch")
+# The autoencoder's PyTorch solve runs in float32, so its candidates start at float32's eps.
+PYTORCH_EPS = float(torch.finfo(torch.float32).eps)
 N_TRIALS = 30
 SMALLEST_TRIAL = 1e-16
 
@@ -107,6 +109,7 @@ class SlimTik:
                  select: str = "sgcv", lam_bar: float = 1e-10, lam0: float | None = None,
                  lb: float = 1e-7, ub: float | None = None,
                  denominator: str = "observations", trials: str = "matlab",
+                 trial_eps: float = PYTORCH_EPS,
                  dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu"):
         if select not in SELECT:
             raise ValueError(f"select must be one of {SELECT}, not {select!r}")
@@ -114,9 +117,10 @@ class SlimTik:
             raise ValueError(f"denominator must be one of {DENOMINATORS}")
         if trials not in TRIALS:
             raise ValueError(f"trials must be one of {TRIALS}, not {trials!r}")
-        if trials == "pytorch" and ub is None:
-            raise ValueError("trials 'pytorch' needs ub: the largest positive trial point")
-        self.trials = trials
+        if trials == "pytorch" and select == "sgcv" and (ub is None or lam_bar <= 0):
+            raise ValueError("trials 'pytorch' needs ub (the largest positive trial point) "
+                             "and lam_bar > 0 (the smallest negative one is −Λ̄)")
+        self.trials, self.trial_eps = trials, trial_eps
         self.W = torch.zeros(n_targets, n_features, dtype=dtype, device=device)
         self.lam_bar, self.lam0 = float(lam_bar), float(lam_bar if lam0 is None else lam0)
         self.select, self.lb, self.ub, self.denominator = select, lb, ub, denominator
@@ -141,7 +145,7 @@ class SlimTik:
         RZ = R @ Z.T
         value = trace = free = None
         if self.select == "sgcv":
-            lams = (pytorch_trial_points(self.lam_bar, self.ub, torch.finfo(Z.dtype).eps)
+            lams = (pytorch_trial_points(self.lam_bar, self.ub, self.trial_eps)
                     if self.trials == "pytorch" else trial_points(self.lam_bar)).to(Z)
             # W(Λ)Z − C = R − a(Λ) V with a = (P + ΛQ) D(Λ), V = UᵀZ: only Gram-sized
             # products are needed, never a trial × observations array.

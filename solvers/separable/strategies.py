@@ -70,7 +70,7 @@ class SlimTrain(_SeparableStrategy):
                         "authors' PyTorch autoencoder)", choices=TRIALS),
         "ub": Param(float, None, "trials: matlab — a cap on Λ̄ + Λ (null: none; MATLAB's own "
                     "bound never acts); trials: pytorch — the largest positive trial point "
-                    "(required; the authors' autoencoder runs use 10)", low=0,
+                    "(required with select: sgcv; the authors' autoencoder runs use 10)", low=0,
                     low_open=True, nullable=True),
         "denominator": Param(str, "observations", "sGCV normalisation: observations "
                              "(n_b·n_t, the MATLAB code) or samples (n_b samples, e.g. "
@@ -81,9 +81,13 @@ class SlimTrain(_SeparableStrategy):
 
     @classmethod
     def check(cls, params: dict[str, Any]) -> None:
-        if params["trials"] == "pytorch" and params["ub"] is None:
-            raise ParamError("ub", "trials: pytorch needs ub, the largest positive trial "
-                                   "point (the authors' autoencoder runs use 10)")
+        if params["trials"] == "pytorch" and params["select"] == "sgcv":
+            if params["ub"] is None:
+                raise ParamError("ub", "trials: pytorch needs ub, the largest positive trial "
+                                       "point (the authors' autoencoder runs use 10)")
+            if params["lam0"] <= 0:
+                raise ParamError("lam0", "trials: pytorch needs lam0 > 0: its most negative "
+                                         "trial point is −Λ̄, log-spaced from eps")
 
     def slimtik(self, task: Any) -> SlimTik:
         p = self.params
