@@ -166,3 +166,22 @@ def test_kronecker_solve_with_fixed_lambda_matches_the_authors_code():
     np.testing.assert_allclose(lam_bars, rec["sumLambda"], rtol=1e-12)
     # their update forms (1/Λ̄) I with a float32 identity: agreement to float32 round-off
     np.testing.assert_allclose(tik.W.numpy(), rec["W_final"], rtol=5e-6, atol=1e-9)
+
+
+def test_autoencoder_feature_matrix_is_the_authors_conv_transpose_matrix():
+    """The harness's per-pixel features of the last ConvTranspose2d (16 → 1, 4×4, stride 2,
+    padding 1) laid out as Zᵀ equal the authors' ``form_full_conv2d_transpose_matrix``:
+    every column's sum and row-index-weighted sum (which pin both orderings) as recorded."""
+    from harness.problems.autoencoder import DecoderFeatures
+    from harness.solvers.separable.train import feature_matrix
+
+    rec = GOLDEN["conv_transpose_matrix"]
+    h = torch.as_tensor(np.random.default_rng(11).standard_normal((2, 16, 14, 14)))
+    taps = DecoderFeatures().taps.double()
+    feats = torch.nn.functional.conv_transpose2d(h, taps, stride=2, padding=1)
+    A = feature_matrix(feats.reshape(2, 256, 784)).T  # (N·784) × 257, bias last
+    assert list(A.shape) == rec["shape"]
+    rows = torch.arange(A.shape[0], dtype=torch.float64)
+    np.testing.assert_allclose(A.sum(0).numpy(), rec["col_sum"], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose((rows @ A).numpy(), rec["col_rowweighted_sum"], rtol=1e-12,
+                               atol=1e-6)
