@@ -89,6 +89,21 @@ def pytorch_trial_points(lam_bar: float, ub: float, eps: float, n: int = N_TRIAL
     return torch.cat([-neg, pos]).to(torch.float64)
 
 
+def pytorch_rule_gap(select: str, ub: float | None, lam_bar: float
+                     ) -> tuple[str, str] | None:
+    """What the PyTorch rule lacks to build its candidates under sGCV, as (the parameter,
+    why), or None: ub is its largest candidate, and −Λ̄ its most negative (log-spaced)."""
+    if select != "sgcv":
+        return None
+    if ub is None:
+        return "ub", ("trials: pytorch needs ub, the largest positive trial point (the "
+                      "authors' autoencoder runs use 10)")
+    if lam_bar <= 0:
+        return "lam0", ("trials: pytorch needs lam0 > 0: its most negative trial point is "
+                        "−Λ̄, log-spaced from eps")
+    return None
+
+
 def trial_points(lam_bar: float, n: int = N_TRIALS) -> torch.Tensor:
     """The paper's MATLAB candidates: ±logspace(1e-16, Λ̄/2, n) (2n values, float64); only the
     positive half when Λ̄/2 ≤ 1e-16."""
@@ -117,9 +132,9 @@ class SlimTik:
             raise ValueError(f"denominator must be one of {DENOMINATORS}")
         if trials not in TRIALS:
             raise ValueError(f"trials must be one of {TRIALS}, not {trials!r}")
-        if trials == "pytorch" and select == "sgcv" and (ub is None or lam_bar <= 0):
-            raise ValueError("trials 'pytorch' needs ub (the largest positive trial point) "
-                             "and lam_bar > 0 (the smallest negative one is −Λ̄)")
+        gap = pytorch_rule_gap(select, ub, lam_bar) if trials == "pytorch" else None
+        if gap is not None:
+            raise ValueError(gap[1])
         self.trials, self.trial_eps = trials, trial_eps
         self.W = torch.zeros(n_targets, n_features, dtype=dtype, device=device)
         self.lam_bar, self.lam0 = float(lam_bar), float(lam_bar if lam0 is None else lam0)
@@ -208,4 +223,3 @@ def sgcv_terms(lams: torch.Tensor, lam_bar: float, s2: torch.Tensor, RR: float,
     total = (n_columns * n_targets if denominator == "observations"
              else n_columns if n_samples is None else n_samples)
     return num.clamp_min(0) / (total - trace) ** 2, trace, float(total)
-

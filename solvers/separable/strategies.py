@@ -9,7 +9,7 @@ from harness.errors import ParamError
 from harness.params import Param
 from harness.plugin import Diverged, Fit, Metric, RunContext, Strategy
 
-from .slimtik import DENOMINATORS, SELECT, TRIALS, SlimTik
+from .slimtik import DENOMINATORS, SELECT, TRIALS, SlimTik, pytorch_rule_gap
 from .train import n_features, train_separable
 
 COMMON: dict[str, Param] = {
@@ -81,13 +81,10 @@ class SlimTrain(_SeparableStrategy):
 
     @classmethod
     def check(cls, params: dict[str, Any]) -> None:
-        if params["trials"] == "pytorch" and params["select"] == "sgcv":
-            if params["ub"] is None:
-                raise ParamError("ub", "trials: pytorch needs ub, the largest positive trial "
-                                       "point (the authors' autoencoder runs use 10)")
-            if params["lam0"] <= 0:
-                raise ParamError("lam0", "trials: pytorch needs lam0 > 0: its most negative "
-                                         "trial point is −Λ̄, log-spaced from eps")
+        if params["trials"] == "pytorch":
+            gap = pytorch_rule_gap(params["select"], params["ub"], params["lam0"])
+            if gap is not None:
+                raise ParamError(*gap)
 
     def slimtik(self, task: Any) -> SlimTik:
         p = self.params
