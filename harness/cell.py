@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import registry
@@ -86,6 +86,28 @@ class Cell:
     def params_json(self) -> str:
         """All parameters as canonical JSON (the ``params`` column)."""
         return canonical_json({"problem": self.problem_params, "strategy": self.strategy_params})
+
+
+CELLS_FILE = "grid.cells.json"  # an output folder's expanded grid (harness/driver.py)
+
+
+def cells_to_json(grid_text: str, cells: Iterable[Cell]) -> str:
+    """The cells of a grid as JSON, keyed by a hash of the grid's text (so that a reader
+    can tell a stale expansion from a current one)."""
+    return json.dumps({"grid_sha256": hashlib.sha256(grid_text.encode()).hexdigest(),
+                       "cells": [asdict(c) for c in cells]}, separators=(",", ":"))
+
+
+def cells_from_json(text: str, grid_text: str) -> list[Cell] | None:
+    """The cells :func:`cells_to_json` wrote, or None when they are not those of
+    ``grid_text`` (or unreadable)."""
+    try:
+        data = json.loads(text)
+        if data.get("grid_sha256") != hashlib.sha256(grid_text.encode()).hexdigest():
+            return None
+        return [Cell(**{**c, "resources": Resources(**c["resources"])}) for c in data["cells"]]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def swept_params(cells: Iterable[Cell]) -> frozenset[str]:

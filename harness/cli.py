@@ -137,21 +137,31 @@ def build_parser() -> argparse.ArgumentParser:
                         help="one line per cell: state, Slurm job or array task, label")
 
     report = sub.add_parser("report", help="write report.md/.html, figures and tables",
-                            description="Write DIR/report.md, DIR/report.html, "
-                            "DIR/figures/*.png and DIR/tables/*.tex from the Parquet data.")
+                            description="Write report.md, report.html, figures/*.png and "
+                            "tables/*.tex into OUT (default: DIR) from the Parquet data of "
+                            "DIR.")
     report.add_argument("out", metavar="DIR", help="output folder of a run")
+    report.add_argument("--out", dest="to", metavar="OUT",
+                        help="where to write the report (default: DIR), e.g. one folder "
+                             "per claims folder judged")
     report.add_argument("--claims", metavar="CLAIMS_DIR", action="append", default=[],
                         help="a folder of your own claims files (*.yaml), judged beside the "
                              "published ones; may be repeated")
 
     comp = sub.add_parser("compare", help="compare two runs of one grid, cell by cell",
-                          description="Match the cells of two output folders by identity and "
+                          description="Match the cells of two output folders by identity "
+                          "(with --match-ignore, on all but the named parameters) and "
                           "write compare.md and compare.html: time ratios NEW/BASE and "
                           "quality differences per variant with 95% intervals, status "
-                          "changes, unmatched cells.")
+                          "changes, unmatched cells. Prints the summary, why it exits as it "
+                          "does, and the paths.")
     comp.add_argument("base", metavar="BASE", help="output folder of the reference run")
     comp.add_argument("new", metavar="NEW", help="output folder of the run to judge")
     comp.add_argument("--out", metavar="DIR", help="where to write (default: NEW)")
+    comp.add_argument("--match-ignore", metavar="NAME", action="append", default=[],
+                      help="match cells on everything but this problem or strategy parameter "
+                           "(e.g. r, to pair a grid whose r changed); comma-separated or "
+                           "repeated")
     comp.add_argument("--fail-on-regression", metavar="PCT", type=_non_negative_float,
                       help="exit 1 when a variant's training time is slower by more than PCT "
                            "%% (the whole interval above), or a cell went from ok to failed")
@@ -286,6 +296,13 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{what} cells ({counts}); ran {summary.ran} now; "
           f"results in {summary.out}")
     _print_failures(summary.failures)
+    if summary.ran:
+        from .audit import audit_lines
+        from .store import Store
+
+        ran = Store(out).cells(core_only=True)
+        for line in audit_lines(ran[ran["run_id"] == summary.run_id]):
+            print(f"audit: {line}")
     stopping.pause_point("exit")
     return EXIT_OK if summary.all_ok else EXIT_FAILED
 
@@ -328,6 +345,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from .audit import audit_lines
     from .cell import swept_params
     from .status import folder_status
     from .store import Store
@@ -340,11 +358,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(st.counts.items()))
     print(f"{out}: {st.recorded} of {len(st.cells)} cells recorded ({counts})")
     for job, summary in st.jobs:
-        print(f"  job {job.job_id} ({job.mode}, {job.shards} task(s)): {summary}")
+        print(f"  job {job.job_id} ({job.mode}): {summary}")
     if st.note:
         print(f"  note: {st.note}")
-    rows = Store(out).cells().set_index("cell_id") if args.cells or any(
-        c.state not in ("ok", "running", "pending", "not run") for c in st.cells) else None
+    rows = Store(out).cells(core_only=True) if st.recorded else None
+    for line in audit_lines(rows) if rows is not None else []:
+        print(f"  audit: {line}")
+    rows = rows.set_index("cell_id") if rows is not None else None
     swept = swept_params(c.cell for c in st.cells)  # what tells two cells apart
     for c in st.cells:
         recorded = rows is not None and c.cell.cell_id in rows.index
@@ -382,7 +402,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         if not Path(folder).is_dir():
             raise InputError("is not a folder (--claims takes a folder of claims files)",
                              file=folder)
-    paths = write_report(out, claim_dirs=tuple(args.claims))
+    to = _output_folder(args.to, must_exist=False) if args.to else out
+    paths = write_report(out, claim_dirs=tuple(args.claims), to=to)
     for p in paths:
         print(p)
     return EXIT_OK
@@ -393,11 +414,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     base = _output_folder(args.base, must_exist=True)
     new = _output_folder(args.new, must_exist=True)
-    result = compare_runs(base, new)
+    ignore = [name.strip() for given in args.match_ignore for name in given.split(",")]
+    if "" in ignore:
+        raise InputError("--match-ignore: an empty name; give parameter names, e.g. "
+                         "--match-ignore r or --match-ignore r,lr")
+    result = compare_runs(base, new, ignore)
     pct = args.fail_on_regression
-    for path in write_compare(result, Path(args.out) if args.out else new, pct):
-        print(path)
-    for line in verdict_lines(result, pct):
+    paths = write_compare(result, Path(args.out) if args.out else new, pct)
+    for line in [*verdict_lines(result, pct), *map(str, paths)]:
         print(line)
     return EXIT_FAILED if pct is not None and failed(result, pct) else EXIT_OK
 

@@ -2,13 +2,19 @@
 
 Cells are matched by identity (``cell_id``: problem, strategy, their parameters and the
 seed — not backend, host or device), so the same comparison serves a commit against the
-last release, a GPU run against a CPU run, and one backend against another. Per problem
+last release, a GPU run against a CPU run, and one backend against another. With
+``--match-ignore NAME`` they are matched on that identity without the named parameters,
+so a grid in which one parameter changed (a strategy's ``r: 5`` → ``r: 10``) pairs its
+cells and says what the change did; an ignore that would pair two cells of one run with
+one cell of the other is refused. Per problem
 instance and strategy variant: the ratio NEW ÷ BASE of the training time and of the time
 per iteration (geometric mean over the matched cells with a 95% t interval on the
 log-ratios, ``harness.stats``), the difference NEW − BASE of every declared quality metric
 (exactly equal, or its mean with an interval), cells whose status changed, cells found in
-one run only, and a figure of the per-variant time ratios. Written as ``compare.md`` and a
-self-contained ``compare.html``.
+one run only (with their full labels), and a figure of the per-variant time ratios.
+Written as ``compare.md`` and a self-contained ``compare.html``; the terminal gets the
+summary (variants slower, faster, equal; unmatched cells; warnings) and why the command
+exits as it does.
 
 A regression (``--fail-on-regression PCT``) is decided so that an A/A comparison — the same
 code run twice — rarely cries wolf: one hypothesis per variant ("its time ratio exceeds
@@ -20,6 +26,8 @@ tested and are listed; runs on different machines are warned about (docs/verdict
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,18 +35,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import atomic
+from . import atomic, audit, registry
+from .cell import cell_id_of
 from .errors import InputError
 from .report.document import Document, Figure, Heading, Paragraph, Table, to_html, to_markdown
-from .report.labels import by_problem, sort_labels, with_labels
+from .report.labels import by_problem, label_sort_key, sort_labels, with_labels
 from .result import FAILED, OK
 from .schema import deterministic_metric_columns
 from .stats import Estimate, estimate, holm, paired_difference, paired_ratio
 from .store import load_cells
+from .variant import param_text
 
 PER_ITERATION = ("iter_s", "epoch_s")  # time of one iteration or epoch, where declared
 FAMILY_ERROR = 0.05  # Holm across the variants and the whole run, one-sided
 MACHINE = ("host", "gpu_name", "device", "backend")  # where a cell ran, per row
+UNMATCHED = ["cell_id", "title", "label", "seed", "status"]  # the columns of unmatched cells
+SHOWN = 10  # variants named per line on the terminal
 
 
 @dataclass
@@ -53,6 +65,7 @@ class Variant:
     per_iteration_metric: str | None
     equal: list[str] = field(default_factory=list)  # quality metrics exactly equal
     differences: dict[str, Estimate] = field(default_factory=dict)  # the others
+    ignored: list[str] = field(default_factory=list)  # ``r: 5 → 10``, where the runs differ
 
 
 @dataclass
@@ -61,11 +74,13 @@ class RunComparison:
     new: Path
     common: int
     variants: list[Variant]
-    status_changes: pd.DataFrame  # cell_id, problem, strategy, seed, status_base, status_new
-    only_base: pd.DataFrame
+    status_changes: pd.DataFrame  # cell_id, problem, variant, seed, status_base, status_new
+    only_base: pd.DataFrame  # cell_id, problem, variant, seed, status
     only_new: pd.DataFrame
     machines: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     per_seed: pd.Series = field(default_factory=pd.Series)  # mean training-time log ratio
+    ignored: tuple[str, ...] = ()  # parameters left out of the matching (--match-ignore)
+    audit: dict[str, str] = field(default_factory=dict)  # side → the placement audit's finding
 
     @property
     def overall(self) -> Estimate | None:
@@ -93,10 +108,22 @@ class RunComparison:
              for t in tested]
         return [t for t, slower in zip(tested, holm(p, FAMILY_ERROR), strict=True) if slower]
 
+    def matching(self) -> str:
+        """How the cells were paired, in words."""
+        if not self.ignored:
+            return "matched by identity: problem, strategy, parameters, seed"
+        return (f"matched by problem, strategy, parameters and seed, ignoring "
+                f"{', '.join(self.ignored)}")
+
     def machine_differences(self) -> list[str]:
         """``host: vm vs gpu-node-3`` for every way the two runs' machines differ."""
         return [f"{what}: {', '.join(a) or '–'} vs {', '.join(b) or '–'}"
                 for what, (a, b) in self.machines.items() if a != b]
+
+    def contamination(self) -> list[str]:
+        """``BASE: the timings of 4 of 16 cells are contaminated (…)`` for each side on
+        which the placement audit flagged cells (harness/audit.py)."""
+        return [f"{side}: {finding}" for side, finding in self.audit.items()]
 
     def newly_failed(self) -> pd.DataFrame:
         """Cells ``ok`` in BASE and failed (error, timeout, diverged, oom) in NEW."""
@@ -104,35 +131,120 @@ class RunComparison:
         return s[(s["status_base"] == OK) & s["status_new"].isin(FAILED)]
 
 
-def compare_runs(base: Path, new: Path) -> RunComparison:
-    """Match the latest attempts of two output folders by ``cell_id``; an ``InputError``
-    when they share no cell."""
-    a, b = load_cells(base), load_cells(new)
-    if not set(a["cell_id"]) & set(b["cell_id"]):
-        raise InputError(f"no cell in common with {new} ({len(a)} and {len(b)} cells): "
-                         f"compare two runs of the same grid", file=str(base))
-    return compare_cells(a, b, base, new, (_cpu_models(base), _cpu_models(new)))
+def compare_runs(base: Path, new: Path, ignore: Iterable[str] = ()) -> RunComparison:
+    """Match the latest attempts of two output folders by ``cell_id`` (without the
+    parameters in ``ignore``: :func:`match_keys`); an ``InputError`` when they share no
+    cell or ``ignore`` is refused."""
+    return compare_cells(load_cells(base), load_cells(new), base, new,
+                         (_cpu_models(base), _cpu_models(new)), ignore)
 
 
 def compare_cells(a: pd.DataFrame, b: pd.DataFrame, base: Path, new: Path,
-                  cpu_models: tuple[list[str], list[str]] = ([], [])) -> RunComparison:
+                  cpu_models: tuple[list[str], list[str]] = ([], []),
+                  ignore: Iterable[str] = ()) -> RunComparison:
     """The comparison of two cells tables (latest attempts) of one grid."""
-    common = sorted(set(a["cell_id"]) & set(b["cell_id"]))
+    ignored = tuple(sorted(set(ignore)))
+    _check_ignored(a, b, ignored)
     machines = {col: (_distinct(a, col), _distinct(b, col)) for col in MACHINE}
     machines["CPU model"] = cpu_models
-    a, b = a.set_index("cell_id"), b.set_index("cell_id")
+    a, b = _labelled(a), _labelled(b)
+    a["match"], b["match"] = match_keys(a, ignored), match_keys(b, ignored)
+    for side, name in ((a, "BASE"), (b, "NEW")):
+        _refuse_collisions(side, name, ignored)
+    common = sorted(set(a["match"]) & set(b["match"]))
+    if not common:
+        raise InputError(f"no cell in common with {new} ({len(a)} and {len(b)} cells"
+                         + (f", ignoring {', '.join(ignored)}" if ignored else "")
+                         + "): compare two runs of the same grid", file=str(base))
+    a, b = a.set_index("match"), b.set_index("match")
     both = a.loc[common].join(b.loc[common], suffixes=("", "_new"))
-    keep = ["problem", "strategy", "seed"]
-    changed = both[both["status"] != both["status_new"]].reset_index()
-    changes = changed[["cell_id", *keep, "status", "status_new"]].rename(
-        columns={"status": "status_base"})
-    only_base = a.drop(index=common).reset_index()[["cell_id", *keep, "status"]]
-    only_new = b.drop(index=common).reset_index()[["cell_id", *keep, "status"]]
+    both["pair"] = [_pair(x, y) for x, y in zip(both["label"], both["label_new"], strict=True)]
+    changed = both[both["status"] != both["status_new"]]
+    changes = changed[["cell_id", "title", "pair", "seed", "status", "status_new"]].rename(
+        columns={"title": "problem", "pair": "variant", "status": "status_base"}
+    ).reset_index(drop=True)
+    only_base, only_new = (side.drop(index=common).reset_index()[UNMATCHED].rename(
+        columns={"title": "problem", "label": "variant"}) for side in (a, b))
     ok = both[(both["status"] == OK) & (both["status_new"] == OK)].reset_index()
     logs = np.log(ok["train_s_new"].astype(float)) - np.log(ok["train_s"].astype(float))
     per_seed = logs[np.isfinite(logs)].groupby(ok["seed"]).mean()
-    return RunComparison(base, new, len(common), _variants(ok), changes, only_base, only_new,
-                         machines, per_seed)
+    found = {side: audit.summary(rows) for side, rows in (("BASE", a), ("NEW", b))}
+    return RunComparison(base, new, len(common), _variants(ok, ignored), changes, only_base,
+                         only_new, machines, per_seed, ignored,
+                         {side: text for side, text in found.items() if text})
+
+
+def match_keys(cells: pd.DataFrame, ignore: Iterable[str] = ()) -> pd.Series:
+    """Per cell the key that pairs it with a cell of the other run: its ``cell_id``, or
+    with ``ignore`` the ``cell_id`` it would have without those parameters (its identity
+    parameters only, as ``cell_id`` itself, read from the ``params`` column)."""
+    ignore = set(ignore)
+    if not ignore:
+        return cells["cell_id"]
+    tables = {"problem": registry.problems(), "strategy": registry.strategies()}
+
+    def kept(part: str, plugin: str, params: dict[str, Any]) -> dict[str, Any]:
+        declared = getattr(tables[part].get(plugin), "parameters", {})
+        return {k: v for k, v in params.items()
+                if k not in ignore and (k not in declared or declared[k].identity)}
+
+    keys = []
+    for row in cells.itertuples():
+        params = json.loads(row.params)
+        keys.append(cell_id_of(row.problem, kept("problem", row.problem, params["problem"]),
+                               row.strategy, kept("strategy", row.strategy,
+                                                  params["strategy"]), int(row.seed)))
+    return pd.Series(keys, index=cells.index, dtype=object)
+
+
+def _check_ignored(a: pd.DataFrame, b: pd.DataFrame, ignored: tuple[str, ...]) -> None:
+    """Refuse a name to ignore that no problem or strategy of the two runs declares."""
+    if not ignored:
+        return
+    known = set()
+    for text in pd.concat([a["params"], b["params"]]).unique():
+        params = json.loads(text)
+        known.update(params["problem"], params["strategy"])
+    for name in ignored:
+        if name not in known:
+            raise InputError(f"--match-ignore {name}: no problem or strategy in these runs has "
+                             f"this parameter; allowed: {', '.join(sorted(known))}")
+
+
+def _refuse_collisions(side: pd.DataFrame, name: str, ignored: tuple[str, ...]) -> None:
+    """Refuse ``ignored`` when two cells of one run would pair with one of the other."""
+    twins = side[side["match"].duplicated(keep=False)].sort_values(["title", "seed"])
+    if twins.empty:
+        return
+    first = twins[twins["match"] == twins["match"].iloc[0]]
+    shown = " and ".join(sort_labels(
+        ",".join(f"{k}={param_text(v)}" for k, v in _flat(text).items() if k in ignored)
+        for text in first["params"])[:2])
+    raise InputError(
+        f"--match-ignore {','.join(ignored)}: {len(twins)} cells of {name} differ only in it "
+        f"(e.g. {first['title'].iloc[0]} {first['strategy'].iloc[0]} seed "
+        f"{first['seed'].iloc[0]}: {shown}), so the pairing would be ambiguous; ignore only "
+        f"parameters that take one value per variant in each run")
+
+
+def _flat(params_json: str) -> dict[str, Any]:
+    """The problem's and the strategy's parameters of a ``params`` value, in one dict."""
+    params = json.loads(params_json)
+    return {**params["problem"], **params["strategy"]}
+
+
+def _labelled(cells: pd.DataFrame) -> pd.DataFrame:
+    """``cells`` with ``title`` (the problem, and its dataset where it has one) and
+    ``label`` (the problem instance where the problem's parameters vary, then the
+    strategy variant), labelled within their own run."""
+    parts = [rows.assign(title=title, label=_instances(rows) + rows["label"])
+             for title, _, rows in by_problem(with_labels(cells))]
+    return pd.concat(parts) if parts else with_labels(cells).assign(title="")
+
+
+def _pair(base_label: str, new_label: str) -> str:
+    """One label where both runs name a variant alike, else ``BASE → NEW``."""
+    return base_label if base_label == new_label else f"{base_label} → {new_label}"
 
 
 def _distinct(df: pd.DataFrame, col: str) -> list[str]:
@@ -154,34 +266,45 @@ def _cpu_models(out: Path) -> list[str]:
     return sorted(found)
 
 
-def _variants(ok: pd.DataFrame) -> list[Variant]:
+def _variants(ok: pd.DataFrame, ignored: tuple[str, ...]) -> list[Variant]:
     quality = [m for m in deterministic_metric_columns()
                if m in ok and pd.api.types.is_numeric_dtype(ok[m]) and ok[m].notna().any()]
     variants = []
-    for title, _, rows in by_problem(with_labels(ok)):
-        rows = rows.assign(label=_instances(rows) + rows["label"])
-        for label in sort_labels(rows["label"]):
-            g = rows[rows["label"] == label]
-            per_iter = next((m for m in PER_ITERATION if m in g and g[m].notna().any()), None)
-            v = Variant(title, label, len(g), _ratio(g, "train_s"),
-                        _ratio(g, per_iter) if per_iter else None, per_iter)
-            for metric in quality:
-                x, y = g[metric].to_numpy(float), g[f"{metric}_new"].to_numpy(float)
-                if not (np.isfinite(x) | np.isfinite(y)).any():
-                    continue
-                if np.array_equal(x, y, equal_nan=True):
-                    v.equal.append(metric)
-                elif (d := _in_cells(paired_difference(y, x))) is not None:
-                    v.differences[metric] = d
-            variants.append(v)
+    groups = dict(list(ok.groupby(["title", "label", "label_new"], sort=False)))
+    for title, label, label_new in sorted(groups, key=lambda k: (
+            k[0], label_sort_key(k[1]), label_sort_key(k[2]))):
+        g = groups[title, label, label_new]
+        per_iter = next((m for m in PER_ITERATION if m in g and g[m].notna().any()), None)
+        v = Variant(title, _pair(label, label_new), len(g), _ratio(g, "train_s"),
+                    _ratio(g, per_iter) if per_iter else None, per_iter,
+                    ignored=_ignored_changes(g, ignored))
+        for metric in quality:
+            x, y = g[metric].to_numpy(float), g[f"{metric}_new"].to_numpy(float)
+            if not (np.isfinite(x) | np.isfinite(y)).any():
+                continue
+            if np.array_equal(x, y, equal_nan=True):
+                v.equal.append(metric)
+            elif (d := _in_cells(paired_difference(y, x))) is not None:
+                v.differences[metric] = d
+        variants.append(v)
     return variants
+
+
+def _ignored_changes(g: pd.DataFrame, ignored: tuple[str, ...]) -> list[str]:
+    """``r: 5 → 10`` for each ignored parameter whose values differ between the runs in
+    the matched cells ``g``."""
+    def values(column: str, name: str) -> str:
+        found = {param_text(p[name]) for p in map(_flat, g[column]) if name in p}
+        return ", ".join(sort_labels(found)) or "–"
+
+    changes = [(name, values("params", name), values("params_new", name)) for name in ignored]
+    return [f"{name}: {x} → {y}" for name, x, y in changes if x != y]
 
 
 def _instances(rows: pd.DataFrame) -> pd.Series:
     """``n_features=16: `` for rows of a problem whose parameters vary, else ``""``: a
     variant is one problem instance and one strategy variant, never a pool of both."""
-    varying = [c for c in rows if c.startswith("p_") and not c.endswith("_new")  # BASE's
-               and rows[c].astype(str).nunique() > 1]
+    varying = [c for c in rows if c.startswith("p_") and rows[c].astype(str).nunique() > 1]
     if not varying:
         return pd.Series("", index=rows.index)
     def text(v: Any) -> str:
@@ -225,25 +348,80 @@ def write_compare(result: RunComparison, out: Path, fail_pct: float | None = Non
 
 
 def verdict_lines(result: RunComparison, pct: float | None) -> list[str]:
-    """What the command prints besides the files: a warning per way the machines differ,
-    the untestable variants, and with ``pct`` every regression and newly failed cell."""
-    lines = [f"warning: BASE and NEW ran on different machines ({d}): a time ratio then "
-             f"measures the machines as much as the code" for d in result.machine_differences()]
+    """What the command prints besides the files: the summary (cells matched and not,
+    variants slower, faster and equal, quality), a warning per way the machines differ,
+    the untestable variants, with ``pct`` every regression and newly failed cell, and why
+    it exits as it does."""
+    lines = _summary_lines(result)
+    lines += [f"warning: BASE and NEW ran on different machines ({d}): a time ratio then "
+              f"measures the machines as much as the code" for d in result.machine_differences()]
+    lines += [f"warning: placement audit, {c}: their time ratios measure the contention "
+              f"as much as the code" for c in result.contamination()]
     untestable = result.untestable()
     if untestable:
         lines.append(f"untestable: {len(untestable)} variant(s) with fewer than two cells ok "
-                     f"in both runs: " + "; ".join(f"{v.problem} {v.label}"
-                                                   for v in untestable[:10])
-                     + (" …" if len(untestable) > 10 else ""))
-    if pct is not None:
-        for v in result.regressions(pct):
-            lines.append(f"slower: {v}: training time ×{_text(result.overall)}" if
-                         isinstance(v, str) else
-                         f"slower: {v.problem} {v.label}: training time ×{v.train.text()}")
-        for row in result.newly_failed().itertuples():
-            lines.append(f"failed: {row.cell_id} {row.problem} {row.strategy} seed {row.seed}: "
-                         f"{row.status_base} → {row.status_new}")
+                     f"in both runs: " + _listed([f"{v.problem} {v.label}"
+                                                  for v in untestable]))
+    if pct is None:
+        return [*lines, "exit 0: without --fail-on-regression PCT neither the times nor the "
+                        "statuses decide the exit"]
+    regressions, newly_failed = result.regressions(pct), result.newly_failed()
+    for v in regressions:
+        lines.append(f"regression: {v}: training time ×{_text(result.overall)}" if
+                     isinstance(v, str) else
+                     f"regression: {v.problem} {v.label}: training time ×{v.train.text()}")
+    for row in newly_failed.itertuples():
+        lines.append(f"failed: {row.cell_id} {row.problem} {row.variant} seed {row.seed}: "
+                     f"{row.status_base} → {row.status_new}")
+    decided = (f"slower than 1 + {pct:g}% by Holm's procedure at {FAMILY_ERROR:.0%} across "
+               f"the testable variants and the whole run")
+    if regressions or len(newly_failed):
+        return [*lines, f"exit 1: {len(regressions)} regression(s) {decided}, "
+                        f"{len(newly_failed)} cell(s) ok in BASE failed in NEW"]
+    return [*lines, f"exit 0: nothing {decided}, no cell ok in BASE failed in NEW"]
+
+
+def _summary_lines(result: RunComparison) -> list[str]:
+    """The terminal's summary: the cells matched (and what an ignore paired) and not, the
+    whole run's time ratio, the variants slower, faster and equal, the quality metrics."""
+    lines = [f"{result.common} cells in common ({result.matching()}), "
+             f"{len(result.only_base)} in BASE only, {len(result.only_new)} in NEW only, "
+             f"{len(result.status_changes)} with another status"]
+    lines += [f"paired: {v.problem} {v.label}: {'; '.join(v.ignored)}"
+              for v in result.variants if v.ignored]
+    for name, frame in (("BASE", result.only_base), ("NEW", result.only_new)):
+        if len(frame):
+            counts = frame.groupby(["problem", "variant"]).size()
+            lines.append(f"only in {name}: " + _listed(
+                [f"{problem} {variant} ({n})" for (problem, variant), n in counts.items()]))
+    if len(result.only_base) and len(result.only_new) and not result.ignored:
+        lines.append("hint: --match-ignore NAME pairs cells whose parameter NAME changed")
+    lines.append(f"training time NEW ÷ BASE, the whole run: {_text(result.overall)}")
+    for word, meaning in (("slower", "the whole 95% interval above 1"),
+                          ("faster", "the whole 95% interval below 1"),
+                          ("equal", "the 95% interval includes 1")):
+        found = [v for v in result.variants if _direction(v.train) == word]
+        lines.append(f"{word}: {len(found)} variant(s), {meaning}" + (": " + _listed(
+            [f"{v.problem} {v.label} ×{v.train.text(accounting=False)}" for v in found])
+            if found else ""))
+    differ = sum(len(v.differences) for v in result.variants)
+    lines.append(f"quality: {sum(len(v.equal) for v in result.variants)} (variant, metric) "
+                 f"pairs exactly equal, {differ} differ" + (" (see compare.md)" if differ
+                                                              else ""))
     return lines
+
+
+def _direction(est: Estimate | None) -> str | None:
+    """``slower``, ``faster`` or ``equal`` by a ratio's 95% interval; None without one."""
+    if est is None or not est.has_interval:
+        return None
+    return "slower" if est.low > 1 else "faster" if est.high < 1 else "equal"
+
+
+def _listed(items: list[str]) -> str:
+    """The first :data:`SHOWN` items joined by ``; ``, ``…`` for the rest."""
+    return "; ".join(items[:SHOWN]) + (f"; … ({len(items) - SHOWN} more)"
+                                       if len(items) > SHOWN else "")
 
 
 def failed(result: RunComparison, pct: float) -> bool:
@@ -255,7 +433,7 @@ def failed(result: RunComparison, pct: float) -> bool:
 def _summary(result: RunComparison, fail_pct: float | None) -> list[Any]:
     blocks: list[Any] = [Heading("Timing: NEW ÷ BASE"), Paragraph(
         f"BASE `{result.base}`, NEW `{result.new}`: {result.common} cells in common "
-        f"(matched by identity: problem, strategy, parameters, seed), {len(result.only_base)} "
+        f"({result.matching()}), {len(result.only_base)} "
         f"in BASE only, {len(result.only_new)} in NEW only, {len(result.status_changes)} "
         f"with another status. Ratios are geometric means over the cells ok in both with a "
         f"95% t interval on the log-ratios; above 1 means NEW is slower. The whole run: "
@@ -263,6 +441,9 @@ def _summary(result: RunComparison, fail_pct: float | None) -> list[Any]:
     for d in result.machine_differences():
         blocks.append(Paragraph(f"**Warning: the runs ran on different machines** ({d}): a "
                                 f"time ratio then measures the machines as much as the code."))
+    for c in result.contamination():
+        blocks.append(Paragraph(f"**Warning: placement audit**, {c} (docs/slurm.md): their "
+                                f"time ratios measure the contention as much as the code."))
     slower = set()
     if fail_pct is not None:
         found = result.regressions(fail_pct)
@@ -271,13 +452,15 @@ def _summary(result: RunComparison, fail_pct: float | None) -> list[Any]:
             blocks.append(Paragraph(f"**The whole run is slower** than 1 + {fail_pct:g}%: "
                                     f"{_text(result.overall)}."))
     untestable = {id(v) for v in result.untestable()}
-    rows = [[v.problem, v.label, v.cells, _text(v.train),
+    ignored = ["; ".join(v.ignored) or "same" for v in result.variants]
+    rows = [[v.problem, v.label, *([shown] if result.ignored else []), v.cells, _text(v.train),
              f"{v.per_iteration_metric}: {_text(v.per_iteration)}" if v.per_iteration else "–",
              "slower" if id(v) in slower else "untestable" if id(v) in untestable else ""]
-            for v in result.variants]
-    blocks.append(Table(["problem", "variant", "cells", "training time NEW ÷ BASE",
-                         "per iteration NEW ÷ BASE", "regression"], rows,
-                        caption="Per problem instance and strategy variant." + (
+            for v, shown in zip(result.variants, ignored, strict=True)]
+    blocks.append(Table(["problem", "variant",
+                         *(["ignored: BASE → NEW"] if result.ignored else []), "cells",
+                         "training time NEW ÷ BASE", "per iteration NEW ÷ BASE", "regression"],
+                        rows, caption="Per problem instance and strategy variant." + (
                             f" Regression: the time ratio above 1 + {fail_pct:g}% by a "
                             f"one-sided t test, Holm's procedure at {FAMILY_ERROR:.0%} across "
                             f"every testable variant and the whole run; untestable: fewer "
@@ -307,11 +490,11 @@ def _status_blocks(result: RunComparison) -> list[Any]:
     if s.empty:
         blocks.append(Paragraph("No cell changed status."))
     else:
-        blocks.append(Table(["cell_id", "problem", "strategy", "seed", "BASE", "NEW"],
+        blocks.append(Table(["cell_id", "problem", "variant", "seed", "BASE", "NEW"],
                             s.values.tolist(), caption="Cells whose status changed."))
     for name, frame in (("BASE", result.only_base), ("NEW", result.only_new)):
         if len(frame):
-            blocks.append(Table(["cell_id", "problem", "strategy", "seed", "status"],
+            blocks.append(Table(["cell_id", "problem", "variant", "seed", "status"],
                                 frame.head(50).values.tolist(),
                                 caption=f"Cells in {name} only ({len(frame)}; first 50)."))
     return blocks

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import atomic, location, stopping
-from .cell import SCHEMA_VERSION, Cell
+from .cell import CELLS_FILE, SCHEMA_VERSION, Cell, cells_to_json
 from .errors import Preempted
 from .executors import DEFAULT_BACKEND, Finished, make_executor
 from .grid import Grid
@@ -91,10 +91,15 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def write_grid_copy(out: Path, grid: Grid) -> None:
-    """``out/grid.yaml``: the grid's text, which ``harness status`` expands into cells."""
-    grid_file = out / "grid.yaml"
+    """``out/grid.yaml``: the grid's text, which ``harness status`` expands into cells, and
+    ``out/grid.cells.json``: the cells it expands to (:func:`harness.cell.cells_to_json`),
+    so that ``harness status`` need not import the plug-ins (and torch) to expand it."""
+    grid_file, cells_file = out / "grid.yaml", out / CELLS_FILE
     if not grid_file.exists() or grid_file.read_text() != grid.text:
         atomic.write_text(grid_file, grid.text)  # array tasks write it at the same time
+    expanded = cells_to_json(grid.text, grid.cells)
+    if not cells_file.exists() or cells_file.read_text() != expanded:
+        atomic.write_text(cells_file, expanded)
 
 
 def _write_manifest(store: Store, grid: Grid, run_id: str, info: dict[str, Any]) -> None:

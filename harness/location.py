@@ -9,6 +9,7 @@ The runner and the worker stamp every row with :func:`here`; the placement
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -27,9 +28,25 @@ def job_id() -> str | None:
     return env.get("SLURM_JOB_ID") or None
 
 
-def job_fields() -> dict[str, str | None]:
-    """``{JOB_COLUMN: job_id()}``, for a row or a manifest."""
-    return {JOB_COLUMN: job_id()}
+def job_fields() -> dict[str, str | int | None]:
+    """The scheduler, job id (:data:`JOB_COLUMN`) and array task of this process, for a row
+    or a manifest (all None outside a batch job)."""
+    task = os.environ.get("SLURM_ARRAY_TASK_ID", "")
+    job = job_id()
+    return {"scheduler": "slurm" if job else None, JOB_COLUMN: job,
+            "slurm_array_task": int(task) if job and task.isdigit() else None}
+
+
+def slurm_task_cpus() -> tuple[int, int] | None:
+    """(CPUs Slurm gave this process's task on its node, the task's index on the node);
+    None outside a Slurm job."""
+    env = os.environ
+    if not env.get("SLURM_JOB_ID"):
+        return None
+    per_task = env.get("SLURM_CPUS_PER_TASK") or env.get("SLURM_CPUS_ON_NODE") or ""
+    count = int(per_task) if per_task.isdigit() else 1
+    local = env.get("SLURM_LOCALID", "0")
+    return max(1, count), int(local) if local.isdigit() else 0
 
 
 def node_name() -> str:
@@ -71,3 +88,40 @@ def visible_gpus() -> list[str]:
         return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
     lines = _nvidia_smi(["-L"])
     return [str(i) for i, line in enumerate(line for line in lines if line.startswith("GPU"))]
+
+
+def _cpu_ids(text: str) -> set[int]:
+    """Slurm's CPU list syntax ("0-3,6") as a set of ids."""
+    ids: set[int] = set()
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        if lo.isdigit() and (hi or lo).isdigit():
+            ids.update(range(int(lo), int(hi or lo) + 1))
+    return ids
+
+
+@functools.lru_cache(maxsize=1)
+def nodes_sharing_cores(node: str | None = None) -> tuple[str, ...]:
+    """The other Slurm nodes on this node's host whose usable CPUs (all but their
+    ``CPUSpecList``) overlap this node's: their jobs can be bound to the cores this node's
+    jobs are bound to (several ``slurmd`` on one host, as in slurm/local-cluster.sh).
+    Empty when Slurm cannot say (no ``scontrol``) — one node per host is the rule."""
+    node = node or os.environ.get("SLURMD_NODENAME")
+    if not node or shutil.which("scontrol") is None:
+        return ()
+    try:
+        out = subprocess.run(["scontrol", "show", "node", "-o"], capture_output=True,
+                             text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    nodes = {}
+    for line in out.splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if "NodeName" in fields and fields.get("CPUTot", "").isdigit():
+            usable = set(range(int(fields["CPUTot"]))) - _cpu_ids(fields.get("CPUSpecList", ""))
+            nodes[fields["NodeName"]] = (fields.get("NodeHostName"), usable)
+    if node not in nodes:
+        return ()
+    host, mine = nodes[node]
+    return tuple(sorted(n for n, (h, cpus) in nodes.items()
+                        if n != node and h == host and cpus & mine))

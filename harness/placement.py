@@ -9,6 +9,15 @@ fraction below one shares a GPU with other fractions up to a total of one, as un
 A cell larger than the node is never run: it is ``skipped`` with :func:`too_large`'s
 reason. Every row records what its process could use (``cores``, ``gpu_ids``), read back
 from the process itself by :func:`observed`, on every backend.
+
+Pinning is honest only to cores the process owns (:func:`owned_cores`): outside a batch
+job, its CPU affinity (a ``taskset`` narrows it); under Slurm, the cores Slurm bound it to.
+A Slurm job that was not bound (``TaskPlugin=task/none``: its affinity is the whole node
+while it was given fewer CPUs) cannot know which cores are its own; pinning its cells to
+the first ones would stack every such job of a node on core 0, so its cells are not
+pinned, and their rows say ``placement = unenforced`` with the reason, as do Ray's (Ray
+reserves CPUs by count and binds none) and those of a Slurm node that shares its host's
+cores with another node. docs/slurm.md says what each task plugin means for timings.
 """
 
 from __future__ import annotations
@@ -19,10 +28,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .cell import Cell, Resources
-from .location import visible_gpus
+from .location import node_name, nodes_sharing_cores, slurm_task_cpus, visible_gpus
 from .result import SKIPPED, CellResult
 
 _EPS = 1e-9
+PINNED, UNENFORCED = "pinned", "unenforced"  # values of a row's ``placement``
+RAY_NOTE = "Ray reserves CPUs by count and binds no core"
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,8 @@ class Placement:
     cores: tuple[int, ...]
     gpus: tuple[str, ...] = ()
     gpu_share: float = 0.0  # of each GPU in ``gpus``: 1 for whole GPUs, the fraction else
+    pinned: bool = True  # the cell's process is pinned to ``cores`` (cores it owns)
+    note: str | None = None  # why placement is not enforced, when it is not
 
     @property
     def cuda_visible_devices(self) -> str:
@@ -41,7 +54,19 @@ class Placement:
     def as_columns(self) -> dict[str, str]:
         """``cores`` and ``gpu_ids`` as a row records them (for a cell whose process
         could not report them itself: killed, timed out)."""
-        return {"cores": cores_text(self.cores), "gpu_ids": self.cuda_visible_devices}
+        return {"cores": cores_text(self.cores), "gpu_ids": self.cuda_visible_devices,
+                **self.columns()}
+
+    def columns(self) -> dict[str, str | None]:
+        """``placement`` and ``placement_note`` as a row records them."""
+        return placement_columns(self.pinned and self.note is None, self.note)
+
+
+def placement_columns(enforced: bool, note: str | None) -> dict[str, str | None]:
+    """A row's ``placement`` (``pinned`` or ``unenforced``) and ``placement_note`` (why not
+    enforced)."""
+    return {"placement": PINNED if enforced else UNENFORCED,
+            "placement_note": None if enforced else note}
 
 
 @dataclass(frozen=True)
@@ -50,12 +75,15 @@ class Node:
 
     cores: tuple[int, ...]
     gpus: tuple[str, ...] = ()
+    pin: bool = True  # the cores are this process's own: cells are pinned to them
+    note: str | None = None  # why placement on this node is not enforced (None: it is)
 
     @classmethod
     def here(cls) -> Node:
-        """This process's node as far as it may use it: its CPU affinity (a Slurm
-        allocation or ``taskset`` narrows it) and its visible GPUs."""
-        return cls(cores=tuple(sorted(usable_cores())), gpus=tuple(visible_gpus()))
+        """This process's node as far as it may use it: the cores it owns
+        (:func:`owned_cores`) and its visible GPUs."""
+        cores, pin, note = owned_cores()
+        return cls(cores=cores, gpus=tuple(visible_gpus()), pin=pin, note=note)
 
 
 def usable_cores() -> set[int]:
@@ -63,6 +91,33 @@ def usable_cores() -> set[int]:
     if hasattr(os, "sched_getaffinity"):
         return set(os.sched_getaffinity(0))
     return set(range(os.cpu_count() or 1))
+
+
+def owned_cores() -> tuple[tuple[int, ...], bool, str | None]:
+    """(the cores this process may count as its own, whether to pin cells to them, why
+    placement is not enforced or None).
+
+    Outside Slurm: its affinity. Under Slurm, a process bound to no more CPUs than its task
+    was given owns its affinity (task/affinity or task/cgroup bound it), unless its node
+    shares the host's cores with another Slurm node. A process whose affinity is larger
+    (task/none) owns *some* of those cores, not known which: it counts the slice of its
+    affinity its task index on the node would map to, and pins nothing."""
+    mask = tuple(sorted(usable_cores()))
+    given = slurm_task_cpus()
+    if given is None:
+        return mask, True, None
+    count, local_index = given
+    if len(mask) <= count:
+        others = nodes_sharing_cores()
+        nodes = ", ".join(sorted({node_name(), *others}))
+        note = (f"Slurm nodes {nodes} share one host's cores: jobs on different nodes may "
+                "be bound to the same core") if others else None
+        return mask, True, note
+    start = min(local_index * count, max(0, len(mask) - count))
+    note = (f"Slurm gave this task {count} CPU(s) but did not bind it (its affinity is all "
+            f"{len(mask)} cores of the node: TaskPlugin task/none?); which cores are its own "
+            "is unknown, so cells were not pinned")
+    return mask[start:start + count], False, note
 
 
 def too_large(res: Resources, cores: float, gpus: float, where: str = "this node") -> str | None:
@@ -111,7 +166,8 @@ class Allocator:
         for g in gpus:
             self.gpu_free[g] -= share
         self.free_cores -= set(cores)
-        return Placement(cores=cores, gpus=gpus, gpu_share=share)
+        return Placement(cores=cores, gpus=gpus, gpu_share=share, pinned=self.node.pin,
+                         note=self.node.note)
 
     def give(self, placement: Placement) -> None:
         """Release what ``placement`` held."""

@@ -7,6 +7,7 @@ from typing import Any
 from . import registry
 from .cell import Cell
 from .result import CellResult
+from .variant import variant_label
 
 
 def cell_row(cell: Cell, result: CellResult, *, attempt: int, run_id: str,
@@ -17,6 +18,7 @@ def cell_row(cell: Cell, result: CellResult, *, attempt: int, run_id: str,
     row: dict[str, Any] = {
         "cell_id": cell.cell_id, "grid": cell.grid, "run_id": run_id,
         "experiment": cell.experiment, "problem": cell.problem, "strategy": cell.strategy,
+        "variant": variant_label("strategy", cell.strategy, cell.strategy_params),
         "family": family, "seed": cell.seed, "attempt": attempt, "params": cell.params_json,
         "block": cell.block, "run_order": cell.run_order,
         "status": result.status, "error": result.error, "traceback": result.traceback,
@@ -28,8 +30,12 @@ def cell_row(cell: Cell, result: CellResult, *, attempt: int, run_id: str,
         "peak_rss_mb": result.peak_rss_mb, "gpu_peak_mb": result.gpu_peak_mb,
         "device": result.device, "n_gpus": result.n_gpus, "gpu_name": result.gpu_name,
         "host": result.host, "node": result.node,
-        "slurm_job_id": result.slurm_job_id, "backend": result.backend, "worker": result.worker,
+        "scheduler": result.scheduler, "slurm_job_id": result.slurm_job_id,
+        "slurm_array_task": result.slurm_array_task,
+        "backend": result.backend, "worker": result.worker,
         "rank": result.rank, "cores": result.cores, "gpu_ids": result.gpu_ids,
+        "placement": result.placement, "placement_note": result.placement_note,
+        "cpu_s": result.cpu_s, "cpu_wait_s": result.cpu_wait_s,
         "timeout_s": cell.resources.timeout_s, "cpus": cell.resources.cpus,
         "gpus": cell.resources.gpus,
         "harness_version": provenance.get("harness_version"),

@@ -24,7 +24,7 @@ from . import location, placement, registry
 from .cell import Cell
 from .plugin import Diverged, RunContext
 from .result import DIVERGED, ERROR, OK, OOM, SKIPPED, CellResult
-from .timing import peak_gpu_mb, peak_rss_mb, reset_peak_gpu, reset_peak_rss, synchronize
+from .timing import CpuClock, peak_gpu_mb, peak_rss_mb, reset_peak_gpu, reset_peak_rss, synchronize
 
 TRACEBACK_LINES = 25
 
@@ -106,15 +106,26 @@ def _collect_metrics(raw: dict[str, Any], declared: dict[str, Any], owner: str) 
     return out
 
 
-def run_cell(cell: Cell, *, backend: str = "inline", worker: str | None = None) -> CellResult:
-    """Run ``cell`` here and return its result; never raises (failures become statuses)."""
+def _placement(where: placement.Placement | None, backend: str) -> dict[str, str | None]:
+    """The row's ``placement`` columns: the harness's own placement, else Ray's or none."""
+    if where is not None:
+        return where.columns()
+    return placement.placement_columns(False, placement.RAY_NOTE if backend == "ray" else
+                                       "run in the calling process, not placed by the harness")
+
+
+def run_cell(cell: Cell, *, backend: str = "inline", worker: str | None = None,
+             where: placement.Placement | None = None) -> CellResult:
+    """Run ``cell`` here and return its result; never raises (failures become statuses).
+    ``where``: the placement its executor gave it (None: Ray's own, or none)."""
     import torch
 
     started = datetime.now(UTC)
     t0 = time.perf_counter()
+    clock = CpuClock()
     res = CellResult(
         cell_id=cell.cell_id, status=ERROR, started_at=started, **location.here(),
-        **placement.observed(),
+        **placement.observed(), **_placement(where, backend),
         worker=worker or f"{socket.gethostname()}:{os.getpid()}", backend=backend,
         python=platform.python_version(), torch=torch.__version__, cuda=torch.version.cuda,
     )
@@ -180,4 +191,5 @@ def run_cell(cell: Cell, *, backend: str = "inline", worker: str | None = None) 
             res.gpu_peak_mb = peak_gpu_mb(device)
         res.finished_at = datetime.now(UTC)
         res.wall_s = time.perf_counter() - t0
+        res.cpu_s, res.cpu_wait_s = clock.read()
     return res

@@ -41,6 +41,9 @@ def _core() -> list[Column]:
             ("experiment", i, "index of the experiment in the grid file"),
             ("problem", s, "problem name"),
             ("strategy", s, "strategy name"),
+            ("variant", s, "the strategy variant as the report names it: the strategy name "
+                           "plus every parameter not at its default, in declared order, e.g. "
+                           "sgd[lr=0.01,epochs=10]; group by it, not by strategy"),
             ("family", s, "the family problem and strategy belong to"),
             ("seed", i, "the cell's seed (data split, initialisation, random features)"),
             ("attempt", i, "1 for the first attempt of a cell in this folder, then 2, 3, …"),
@@ -62,6 +65,10 @@ def _core() -> list[Column]:
             ("setup_s", f, "building the problem: data, features, model (s)"),
             ("train_s", f, "training time, evaluation excluded, synchronized on CUDA (s)"),
             ("eval_s", f, "evaluation time, including evaluation inside training (s)"),
+            ("cpu_s", f, "CPU time the cell's process got while it ran, all its threads (s)"),
+            ("cpu_wait_s", f, "time its threads were ready to run but waited for a CPU "
+                              "(Linux run-queue delay, s); null where the kernel does not "
+                              "say. The placement audit's evidence (docs/slurm.md)"),
             ("cpu_hours", f, "cost: wall_s × cpus / 3600"),
             ("gpu_hours", f, "cost: wall_s × n_gpus / 3600"),
         ]),
@@ -77,11 +84,18 @@ def _core() -> list[Column]:
             ("backend", s, "executor: local, ray, …"),
             ("worker", s, "worker slot that ran the cell"),
             ("node", s, "Slurm node name (SLURMD_NODENAME) under Slurm, else the host name"),
+            ("scheduler", s, "batch scheduler the cell ran under (slurm); null outside one"),
             ("slurm_job_id", s, "Slurm job that ran the cell: JOBID, or ARRAYJOB_TASK for an "
                                 "array task; null outside Slurm"),
+            ("slurm_array_task", i, "the array task (SLURM_ARRAY_TASK_ID) that ran the cell; "
+                                    "null outside an array job"),
             ("rank", i, "MPI rank when run under MPI"),
             ("cores", s, "CPU cores the cell's process could run on (its affinity), e.g. "
                          "0,1; the cores it held under local and mpi"),
+            ("placement", s, "pinned: the cell's process was pinned to its cores, which it "
+                             "owned; unenforced: not, see placement_note (docs/slurm.md)"),
+            ("placement_note", s, "why placement was not enforced (e.g. Slurm did not bind "
+                                  "the job, Ray binds no core); null when pinned"),
             ("gpu_ids", s, "GPUs the cell could see (CUDA_VISIBLE_DEVICES): its own under "
                            "local, mpi and ray; empty when none, null when not restricted"),
             ("timeout_s", f, "requested time limit (s)"),
@@ -149,6 +163,13 @@ def cells_schema() -> pa.Schema:
     """The Arrow schema of a cells file written by this version."""
     cols = CORE_COLUMNS + plugin_columns()
     return pa.schema([(c.name, c.type) for c in cols],
+                     metadata={"harness_schema_version": str(SCHEMA_VERSION)})
+
+
+def core_cells_schema() -> pa.Schema:
+    """The columns every cells row has, whatever plug-ins exist (no parameters, no
+    metrics): readable without importing them."""
+    return pa.schema([(c.name, c.type) for c in CORE_COLUMNS],
                      metadata={"harness_schema_version": str(SCHEMA_VERSION)})
 
 

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cell import Cell
+from .cell import CELLS_FILE, Cell, cells_from_json
 from .errors import InputError
 from .location import JOB_COLUMN
 from .result import OK, PREEMPTED, SKIPPED
@@ -52,9 +52,17 @@ class FolderStatus:
 
 
 def _grid_cells(out: Path) -> list[Cell] | None:
+    """The folder's grid as cells: its expansion (``grid.cells.json``) when it is current,
+    else the grid expanded here (which imports the plug-ins: seconds)."""
     grid_file = out / "grid.yaml"
     if not grid_file.exists():
         return None
+    try:
+        cells = cells_from_json((out / CELLS_FILE).read_text(), grid_file.read_text())
+    except OSError:
+        cells = None
+    if cells is not None:
+        return cells
     from .grid import parse_grid
 
     try:
@@ -101,6 +109,37 @@ def _queued_task(block: int, jobs: list[Job], queue: dict[str, str]) -> str | No
     return None
 
 
+TASK_DONE, TASK_ENDED = "done", "ended"
+
+
+def task_states(job: Job, cells: list[Cell], done: set[str], queue: dict[str, str],
+                finals: dict[str, str]) -> dict[str, str]:
+    """Each task of ``job`` (its queue key) → ``pending``, ``running``, ``done`` (every cell
+    it owns has a final row: a task still in the queue is then only exiting) or ``ended``
+    (it left the queue with cells it owns unrecorded; its final Slurm state when known).
+    Judged from the same rows and queue as the cells' states, so the two always agree."""
+    owned: dict[str, list[str]] = {}
+    for cell in cells:
+        owned.setdefault(job.task_id(shard_of(cell.block, job.shards)), []).append(cell.cell_id)
+    states = {}
+    for task, ids in owned.items():
+        if all(i in done for i in ids):
+            states[task] = TASK_DONE
+        elif task in queue:
+            states[task] = scheduler.ACTIVE.get(queue[task], queue[task].lower())
+        else:
+            final = finals.get(task)
+            states[task] = f"{TASK_ENDED} ({final})" if final else TASK_ENDED
+    return states
+
+
+def _task_summary(job: Job, cells: list[Cell], done: set[str], queue: dict[str, str],
+                  finals: dict[str, str]) -> str:
+    counts = Counter(task_states(job, cells, done, queue, finals).values())
+    states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no cells"
+    return f"{sum(counts.values())} task(s) with cells: {states}"
+
+
 def folder_status(out: Path) -> FolderStatus:
     """Merge the results, the runs in progress and the Slurm queue of ``out``."""
     latest = Store(out).latest_status()
@@ -131,11 +170,8 @@ def folder_status(out: Path) -> FolderStatus:
             states.append(CellState(cell, PENDING, task))
         else:
             states.append(CellState(cell, recorded or NOT_RUN))
-    summaries = []
-    for job in jobs:
-        mine = Counter(s for k, s in queue.items() if k.split("_")[0] == job.job_id) or \
-            Counter(s for k, s in finals.items() if k.split("_")[0] == job.job_id)
-        summaries.append((job, ", ".join(f"{n} {s}" for s, n in sorted(mine.items()))
-                          or "not in the queue"))
+    done = {c.cell.cell_id for c in states if c.state not in (RUNNING, PENDING, NOT_RUN,
+                                                              PREEMPTED, SKIPPED)}
+    summaries = [(job, _task_summary(job, cells, done, queue, finals)) for job in jobs]
     return FolderStatus(cells=states, recorded=sum(1 for c in cells if c.cell_id in latest),
                         jobs=summaries, note=note)

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from . import journal
 from .atomic import replacing
 from .errors import InputError
-from .schema import HISTORY_SCHEMA, cells_schema
+from .schema import HISTORY_SCHEMA, cells_schema, core_cells_schema
 
 T = TypeVar("T")
 CELLS, HISTORY = "cells", "history"
@@ -293,21 +293,26 @@ class Store:
             self._segment.close()
             self._segment = None
 
-    def _journal_tables(self, segs: list[Path]) -> tuple[pa.Table, pa.Table]:
-        """The cells and history rows of journal files, as tables."""
+    def _journal_tables(self, segs: list[Path], schema: pa.Schema | None = None
+                        ) -> tuple[pa.Table, pa.Table]:
+        """The cells (of ``schema``, default the full one) and history rows of journal
+        files, as tables."""
         rows: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
         for p in segs:
             r, h = journal.read_segment(p)
             rows += r
             history += h
-        return (_rows_table(rows, cells_schema()),
+        return (_rows_table(rows, schema or cells_schema()),
                 pa.Table.from_pylist(history, schema=HISTORY_SCHEMA))
 
     # -- reading -----------------------------------------------------------------------
-    def cells(self, *, all_attempts: bool = False) -> pd.DataFrame:
-        """The cells table; by default only the latest attempt of each cell."""
-        df = _reading(lambda: self._read_all(0)).to_pandas()
+    def cells(self, *, all_attempts: bool = False, core_only: bool = False) -> pd.DataFrame:
+        """The cells table; by default only the latest attempt of each cell. ``core_only``:
+        only the columns every row has (no parameters or metrics), read without loading
+        the plug-ins (``harness status``)."""
+        schema = core_cells_schema() if core_only else None
+        df = _reading(lambda: self._read_all(0, schema)).to_pandas()
         if not all_attempts and len(df):
             df = df.sort_values(["cell_id", "attempt"]).groupby("cell_id").tail(1)
         return df.sort_values(["grid", "experiment", "problem", "strategy", "cell_id"],
@@ -343,15 +348,15 @@ class Store:
                     out[cid] = (st, att)
         return out
 
-    def _read_all(self, which: int) -> pa.Table:
+    def _read_all(self, which: int, schema: pa.Schema | None = None) -> pa.Table:
         """The cells (``which`` 0) or history (1) table: the journal, then the Parquet
         files. In that order, a merge running meanwhile (part file written, then the
         journal deleted) leaves each attempt seen at least once (twice is deduplicated);
         the other order could miss the attempts it moved."""
         segs = journal.segments(self.out)
-        table = self._journal_tables(segs)[which] if segs else None
-        folder, schema = ((self.cells_dir, cells_schema()) if which == 0 else
+        folder, schema = ((self.cells_dir, schema or cells_schema()) if which == 0 else
                           (self.history_dir, HISTORY_SCHEMA))
+        table = self._journal_tables(segs, schema)[which] if segs else None
         return _read(_parquet_files(folder), schema,
                      [table] if table is not None and len(table) else [])
 

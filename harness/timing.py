@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import resource
 import sys
+import time
 from typing import Any
 
 
@@ -59,3 +60,42 @@ def peak_gpu_mb(device: Any) -> float | None:
     if torch is not None and getattr(device, "type", "") == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return None
+
+
+def _run_queue_ns() -> dict[str, int] | None:
+    """Per thread of this process: nanoseconds spent ready to run but waiting for a CPU
+    (the second field of Linux's ``/proc/self/task/*/schedstat``); None where the kernel
+    does not say."""
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    waits: dict[str, int] = {}
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                waits[tid] = int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that just ended
+    return waits or None
+
+
+class CpuClock:
+    """The CPU time this process gets while a cell runs, and the time its threads were
+    ready to run but waited for a CPU (run-queue delay): the placement audit's evidence
+    (harness/audit.py). Read per process, so it sees contention the rows of one folder
+    cannot: another folder's run, or any other program, on the same cores."""
+
+    def __init__(self) -> None:
+        self._cpu = time.process_time()
+        self._waits = _run_queue_ns()
+
+    def read(self) -> tuple[float, float | None]:
+        """(CPU seconds, run-queue seconds or None) since the clock started. Threads that
+        ended meanwhile take their wait with them: the wait is a lower bound."""
+        cpu = time.process_time() - self._cpu
+        now = _run_queue_ns()
+        if self._waits is None or now is None:
+            return cpu, None
+        wait = sum(ns - self._waits.get(tid, 0) for tid, ns in now.items())
+        return cpu, max(0, wait) / 1e9

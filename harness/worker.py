@@ -132,20 +132,20 @@ class CellWorker:
         if where is not None:
             self.extra_env["CUDA_VISIBLE_DEVICES"] = where.cuda_visible_devices
         try:
-            return self._execute(cell, where.cores if where else ())
+            return self._execute(cell, where)
         except Exception as err:  # e.g. the worker was stopped from another thread
             self.stop()
             return self._failed(cell, ERROR, f"WorkerError: {type(err).__name__}: {err}",
                                 started, t0)
 
-    def _execute(self, cell: Cell, cores: tuple[int, ...]) -> CellResult:
+    def _execute(self, cell: Cell, where: Placement | None) -> CellResult:
         self.start()
         problem = self._wait_ready()
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         if problem is None:
             try:
-                self._send.send((cell, self.backend, self.label, cores))
+                self._send.send((cell, self.backend, self.label, where))
             except (BrokenPipeError, OSError) as err:
                 problem = f"could not hand the cell to the worker ({err})"
         if problem is not None:
@@ -220,11 +220,12 @@ def _child_main(in_fd: int, out_fd: int) -> None:
     send.send("ready")
     while True:
         try:
-            cell, backend, label, cores = recv.recv()
+            cell, backend, label, where = recv.recv()
         except (EOFError, OSError):
             break
-        pin_process(cores)
-        send.send(run_cell(cell, backend=backend, worker=label))
+        if where is not None and where.pinned:
+            pin_process(where.cores)
+        send.send(run_cell(cell, backend=backend, worker=label, where=where))
 
 
 if __name__ == "__main__":

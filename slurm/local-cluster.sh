@@ -7,6 +7,9 @@
 #   slurm/local-cluster.sh down    stop every daemon it started
 #   slurm/local-cluster.sh status  say whether the nodes answer
 #
+# HARNESS_SLURM_SPLIT=1|0 (at `up`): give each node its own half of the host's CPUs, or let
+# both offer all of them; the default splits hosts with 4 or more CPUs (see write_config).
+#
 # Both commands are idempotent. No systemd: daemons are started directly and stopped by the
 # PIDs in their pid files. State and logs go to $HARNESS_SLURM_STATE
 # (default /var/tmp/harness-slurm); the configuration to /etc/slurm/slurm.conf, which is
@@ -38,9 +41,25 @@ write_config() {
   if [ -f "$CONF" ] && ! head -n1 "$CONF" | grep -qF "$MARK"; then
     die "$CONF exists and was not written by this script; not touching it"
   fi
-  local host cpus mem_mb
+  local host cpus mem_mb spec1="" spec2=""
   host="$(hostname -s)"
   cpus="$(nproc)"
+  # Both nodes live on this host. With 4 or more CPUs each node gets half of them
+  # (CpuSpecList withholds the other half from its jobs, and task/affinity binds every job
+  # to the CPUs it was given), so together they offer no more CPUs than the host has and no
+  # two jobs share a core. With fewer the halves would hold one CPU each, too few for the
+  # two-ranks-per-node MPI layouts (Slurm refuses --ntasks-per-node above a node's CPUs,
+  # even with --overcommit), so both nodes offer every CPU and their jobs can share cores:
+  # the harness sees that (two nodes of one host) and marks its rows' placement unenforced.
+  # HARNESS_SLURM_SPLIT=1 splits a 2- or 3-CPU host too (honest timings, no MPI layouts
+  # with more ranks per node than its half); =0 never splits.
+  local split="${HARNESS_SLURM_SPLIT:-}"
+  if [ -z "$split" ]; then split=$([ "$cpus" -ge 4 ] && echo 1 || echo 0); fi
+  if [ "$split" = 1 ] && [ "$cpus" -ge 2 ]; then
+    local half=$(( cpus / 2 ))
+    spec1=" CpuSpecList=$(seq -s, "$half" $(( cpus - 1 )))"
+    spec2=" CpuSpecList=$(seq -s, 0 $(( half - 1 )))"
+  fi
   # Half the memory per node: the two "nodes" share this machine.
   mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / 2 ))
   mkdir -p "$STATE/ctld" /etc/slurm
@@ -59,7 +78,7 @@ SlurmctldLogFile=$STATE/slurmctld.log
 SlurmdLogFile=$STATE/slurmd-%n.log
 AuthType=auth/munge
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+TaskPlugin=task/affinity
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 MpiDefault=none
@@ -69,8 +88,8 @@ JobCompType=jobcomp/filetxt
 JobCompLoc=$STATE/jobcomp.txt
 KillWait=15
 MinJobAge=300
-NodeName=${NODES[0]} NodeHostname=$host NodeAddr=127.0.0.1 Port=${PORTS[0]} CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
-NodeName=${NODES[1]} NodeHostname=$host NodeAddr=127.0.0.1 Port=${PORTS[1]} CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+NodeName=${NODES[0]} NodeHostname=$host NodeAddr=127.0.0.1 Port=${PORTS[0]} CPUs=$cpus$spec1 RealMemory=$mem_mb State=UNKNOWN
+NodeName=${NODES[1]} NodeHostname=$host NodeAddr=127.0.0.1 Port=${PORTS[1]} CPUs=$cpus$spec2 RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=${NODES[0]},${NODES[1]} Default=YES MaxTime=INFINITE State=UP
 EOF
   mv "$tmp" "$CONF"

@@ -4,6 +4,8 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
+from pathlib import Path
 
 from harness.store import Store, load_cells, load_history
 
@@ -62,10 +64,45 @@ def test_run_status_report_list(write_grid, tmp_path):
     report = run_cli("report", str(out))
     assert report.returncode == 0
     assert (out / "report.md").exists() and (out / "report.html").exists()
+    # status reads the folder's expanded grid and the rows' core columns: no plug-in, no torch
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys; from harness.cli import main; "
+         f"code = main(['status', {str(out)!r}]); print(code, 'torch' in sys.modules)"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert probe.stdout.splitlines()[-1] == "0 False", probe.stdout + probe.stderr
+    (out / "grid.cells.json").write_text("{}")  # damaged or stale: expanded again, same answer
+    assert run_cli("status", str(out)).stdout == status.stdout
     listing = run_cli("list")
     assert "strategy hybrid" in listing.stdout and "n_features" in listing.stdout
     for cmd in ("run", "status", "report", "list"):
         assert run_cli(cmd, "--help").returncode == 0
+
+
+def test_report_out_keeps_one_report_per_claims_folder(write_grid, tmp_path):
+    out = tmp_path / "out"
+    grid = write_grid("name: p\nseeds: [0, 1]\nexperiments:\n  - problem: probe\n"
+                      "    params: {size: [10, 20]}\n    strategies: [probe]\n")
+    assert run_cli("run", str(grid), "--out", str(out), "--backend", "local").returncode == 0
+    reports = {}
+    for claim in ("first_claim", "second_claim"):
+        claims = tmp_path / claim
+        claims.mkdir()
+        (claims / "mine.yaml").write_text(
+            f"paper: P\nfamily: probe\nclaims:\n  - id: c\n    claim: Values are finite "
+            f"({claim}).\n    source: s\n    check: {{kind: metric, metric: probe_value, "
+            f"strategy: probe, op: '<', threshold: 1.0e9}}\n")
+        to = tmp_path / f"report-{claim}"
+        proc = run_cli("report", str(out), "--claims", str(claims), "--out", str(to))
+        assert proc.returncode == 0, proc.stderr
+        written = [Path(p) for p in proc.stdout.split()]
+        assert written and all(p.is_relative_to(to) and p.exists() for p in written)
+        assert (to / "figures").is_dir()
+        reports[claim] = (to / "report.md").read_text()
+    first, second = reports["first_claim"], reports["second_claim"]
+    assert "first_claim" in first and "second_claim" not in first
+    assert "second_claim" in second and "first_claim" not in second
+    assert (tmp_path / "report-first_claim" / "report.md").read_text() == first  # untouched
+    assert not (out / "report.md").exists() and not (out / "figures").exists()
 
 
 def test_failed_cells_exit_1_and_are_listed(write_grid, tmp_path):

@@ -85,10 +85,12 @@ def test_a_run_slowed_by_load_is_a_regression(base, tmp_path):
     assert proc.returncode == 0, proc.stderr
     cmp = run_cli("compare", str(out), str(new), "--fail-on-regression", "10")
     assert cmp.returncode == 1, cmp.stdout + cmp.stderr
-    slower = [line for line in cmp.stdout.splitlines() if line.startswith("slower: ")]
-    assert "slower: the whole run: " in cmp.stdout
+    slower = [line for line in cmp.stdout.splitlines() if line.startswith("regression: ")]
+    assert "regression: the whole run: " in cmp.stdout
     assert slower and all("rfm / digits" in line or "the whole run" in line
                           for line in slower), cmp.stdout
+    assert "\nexit 1: " in cmp.stdout  # the terminal says why, before the paths
+    assert cmp.stdout.rstrip().endswith("compare-ratios.png")
     assert "| slower |" in (new / "compare.md").read_text()
 
 
@@ -194,9 +196,10 @@ def test_real_a_a_runs_exit_0_and_a_real_20_percent_slowdown_exits_1(tmp_path, m
     assert run_grid(load_grid(grid), slow, backend="local", workers=2, progress=False).all_ok
     cmp = run_cli("compare", str(runs[0]), str(slow), "--fail-on-regression", "10")
     assert cmp.returncode == 1, cmp.stdout + cmp.stderr
-    assert "slower: " in cmp.stdout
+    assert "regression: " in cmp.stdout
     same = run_cli("compare", str(runs[0]), str(runs[1]), "--fail-on-regression", "10")
     assert same.returncode == 0, same.stdout
+    assert "\nexit 0: nothing slower than 1 + 10%" in same.stdout
 
 
 def test_different_machines_are_warned_about_and_untestable_variants_listed():
@@ -213,3 +216,61 @@ def test_different_machines_are_warned_about_and_untestable_variants_listed():
     assert any(line.startswith("untestable: 20 variant(s)") for line in lines), lines
     assert result.variants[0].label.startswith("size=")  # instances are not pooled
     assert not result.regressions(10)
+
+
+# -- "what did my change do": --match-ignore -------------------------------------------
+CHANGE_GRID = """
+name: change
+seeds: [0, 1]
+experiments:
+  - problem: peaks
+    params: {n_train: 40, n_val: 20, width: 4, depth: 2}
+    strategies:
+      - adam: {epochs: 2, batch_size: 10, lr: [0.001, 0.01]}
+      - slimtrain: {epochs: 2, batch_size: 10, r: 5}
+"""
+
+
+def test_match_ignore_pairs_the_cells_of_a_changed_parameter(tmp_path):
+    # two real runs of one grid in which slimtrain's r went from 5 to 10
+    runs = []
+    for name, text in (("r5", CHANGE_GRID), ("r10", CHANGE_GRID.replace("r: 5", "r: 10"))):
+        grid = tmp_path / f"{name}.yaml"
+        grid.write_text(text)
+        assert run_grid(load_grid(grid), tmp_path / name, backend="local", workers=2,
+                        progress=False).all_ok
+        runs.append(str(tmp_path / name))
+    # by identity only the four Adam cells match; the slimtrain cells are named in full
+    plain = run_cli("compare", *runs, "--out", str(tmp_path / "plain"))
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.startswith("4 cells in common"), plain.stdout
+    assert "only in BASE: peaks slimtrain[batch_size=10,epochs=2] (2)" in plain.stdout
+    assert "only in NEW: peaks slimtrain[batch_size=10,epochs=2,r=10] (2)" in plain.stdout
+    # ignoring r pairs all six, and says what changed
+    paired = run_cli("compare", *runs, "--match-ignore", "r", "--out", str(tmp_path / "r"))
+    assert paired.returncode == 0, paired.stderr
+    lines = paired.stdout.splitlines()
+    assert lines[0].startswith("6 cells in common (matched by problem, strategy, parameters "
+                               "and seed, ignoring r), 0 in BASE only, 0 in NEW only"), lines
+    assert ("paired: peaks slimtrain[batch_size=10,epochs=2] → "
+            "slimtrain[batch_size=10,epochs=2,r=10]: r: 5 → 10") in lines
+    assert lines[-4].startswith("exit 0: ") and lines[-1].endswith("compare-ratios.png")
+    result = compare_runs(Path(runs[0]), Path(runs[1]), ["r"])
+    assert result.common == 6 and result.only_base.empty and result.only_new.empty
+    assert {v.label: (v.cells, v.ignored) for v in result.variants} == {
+        "adam[batch_size=10,epochs=2]": (2, []),
+        "adam[lr=0.01,batch_size=10,epochs=2]": (2, []),
+        "slimtrain[batch_size=10,epochs=2] → slimtrain[batch_size=10,epochs=2,r=10]":
+            (2, ["r: 5 → 10"])}
+    assert "| r: 5 → 10 |" in (tmp_path / "r" / "compare.md").read_text()
+    # refused, one line each: a name no plug-in has, and an ignore that pairs two Adam
+    # cells of one run (lr 0.001 and 0.01) with one of the other
+    unknown = run_cli("compare", *runs, "--match-ignore", "r,rr")
+    ambiguous = run_cli("compare", *runs, "--match-ignore", "lr")
+    for proc in (unknown, ambiguous):
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert "--match-ignore rr: no problem or strategy" in unknown.stderr
+    assert ", r, " in unknown.stderr  # the names allowed
+    assert ("--match-ignore lr: 4 cells of BASE differ only in it (e.g. peaks adam seed 0: "
+            "lr=0.001 and lr=0.01), so the pairing would be ambiguous") in ambiguous.stderr

@@ -177,7 +177,8 @@ def test_report_has_the_do_vs_od_table_and_figures(demo, report):
     _, _, out, _ = demo
     md = (out / "report.md").read_text()
     assert "Neural ODEs: Discretize-Optimize vs Optimize-Discretize" in md
-    assert re.search(r"\| disc_opt \| RK4 3/8, h = 0.25 \|.*\| \d+% \|", md)
+    assert re.search(r"\| disc_opt\[rule=3/8,step_size=0.25\] \| RK4 3/8, h = 0.25 \|"
+                     r".*\| \d+% \|", md)
     assert "Disc-Opt cuts the training time by 39% to 97%" in md
     for name in ("node-spiral-taylor", "node-cnf_toy-8gaussians-samples",
                  "node-spiral-loss-vs-time"):

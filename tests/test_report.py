@@ -9,6 +9,7 @@ from harness.report.claims import select_strategy
 from harness.report.document import Document, Heading, Table, Verdict, to_html, to_latex
 from harness.report.document import to_markdown as md
 from harness.report.labels import with_labels
+from harness.report.outcomes import mark_not_ok, not_ok_by_label
 
 
 def test_renderers_escape_and_format(tmp_path):
@@ -31,16 +32,62 @@ def test_strategy_selector_uses_defaults_for_unnamed_parameters():
     assert select_strategy(df, "tikhonov[select=val]").index.tolist() == [1]
     assert select_strategy(df, "hybrid").index.tolist() == [2]
     assert select_strategy(df, "hybrid[regparam=gcv]").index.tolist() == [3]
+    # a label names the parameters not at their defaults (select: oracle, regparam:
+    # gcv_full are the defaults), whatever the other rows are
     labels = with_labels(df)["label"].tolist()
-    assert labels == ["tikhonov[select=oracle]", "tikhonov[select=val]",
-                      "hybrid[regparam=gcv_full]", "hybrid[regparam=gcv]"]
+    assert labels == ["tikhonov", "tikhonov[select=val]", "hybrid", "hybrid[regparam=gcv]"]
+    assert with_labels(df.iloc[[1]])["label"].tolist() == ["tikhonov[select=val]"]
+
+
+def test_a_label_names_every_parameter_not_at_its_default():
+    # the issue's grid: adam with epochs: 10 at two learning rates; epochs takes one value
+    # but is not the default (20), so it is named; lr = 0.001 is the default, so it is not
+    df = pd.DataFrame({"strategy": ["adam", "adam"], "s_lr": [1e-3, 1e-2],
+                       "s_epochs": [10.0, 10.0], "s_batch_size": [5, 5],
+                       "s_alpha_theta": [None, None]})
+    assert with_labels(df)["label"].tolist() == ["adam[epochs=10]", "adam[lr=0.01,epochs=10]"]
+    assert with_labels(df, omit=("lr",))["label"].tolist() == ["adam[epochs=10]"] * 2
+    # the hybrid's cap is named (it used to be dropped when it took one value)
+    hyb = pd.DataFrame({"strategy": ["hybrid"], "s_regparam": ["gcv"], "s_stop": ["none"],
+                        "s_max_iter": [1024.0]})
+    assert with_labels(hyb)["label"].tolist() == ["hybrid[regparam=gcv,max_iter=1024]"]
+    # a row that carries its variant keeps it (written with the defaults of its run)
+    stored = df.assign(variant=["adam[lr=0.001,epochs=10]", None])
+    assert with_labels(stored)["label"].tolist() == ["adam[lr=0.001,epochs=10]",
+                                                     "adam[lr=0.01,epochs=10]"]
+
+
+def probe_report(out, fail: str, seeds: str = "[0]") -> str:
+    """report.md of a real probe grid: the probe, and the probe asked to ``fail``."""
+    grid = parse_grid(f"name: r\nseeds: {seeds}\nexperiments:\n  - problem: probe\n"
+                      f"    strategies:\n      - probe\n      - probe: {{fail: {fail}}}\n")
+    run_grid(grid, out, backend="local", workers=2, progress=False)
+    write_report(out)
+    return (out / "report.md").read_text()
 
 
 def test_report_lists_failed_cells(tmp_path):
-    grid = parse_grid("name: r\nexperiments:\n  - problem: probe\n    strategies:\n"
-                      "      - probe\n      - probe: {fail: raise}\n")
-    run_grid(grid, tmp_path, backend="local", workers=1, progress=False)
-    write_report(tmp_path)
-    text = (tmp_path / "report.md").read_text()
+    text = probe_report(tmp_path, "raise")
     assert "Cells that did not finish ok" in text and "probe asked to fail" in text
     assert "| probe | probe | probe | 2 | 1 | 1 |" in text
+
+
+def test_diverged_cells_are_counted_beside_their_variant(tmp_path):
+    # one variant whose every seed diverges, one that is ok: the metric table keeps the
+    # diverged one as a row of its own, marked, instead of dropping it silently
+    text = probe_report(tmp_path, "diverge", seeds="[0, 1, 2]")
+    header = next(line for line in text.splitlines() if line.startswith("| variant | seeds"))
+    assert header.endswith("| not ok |"), header
+    assert "| probe[fail=diverge] | – |" in text and text.count("| 3/3 diverged |") == 1
+    assert "`not ok`: the variant's cells that did not finish ok" in text
+
+
+def test_a_variant_with_some_seeds_diverged_is_counted():
+    cells = pd.DataFrame({"label": ["adam", "adam", "adam", "adam", "slimtrain"],
+                          "status": ["ok", "diverged", "ok", "timeout", "ok"]})
+    assert not_ok_by_label(cells) == {"adam": "1/4 diverged, 1/4 timeout"}
+    table = mark_not_ok(Table(["variant", "x"], [["adam", 1.0], ["slimtrain", 2.0]]), cells)
+    assert table.columns[-1] == "not ok"
+    assert table.rows == [["adam", 1.0, "1/4 diverged, 1/4 timeout"], ["slimtrain", 2.0, ""]]
+    ok = cells.assign(status="ok")
+    assert mark_not_ok(Table(["variant"], [["adam"]]), ok).columns == ["variant"]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness import audit, location
 from harness.schema import deterministic_metric_columns
 from harness.slurm import scheduler
 from harness.store import Store
@@ -87,12 +88,15 @@ def test_array_submit_returns_at_once_and_matches_a_local_run(write_grid, tmp_pa
                  "--max-parallel", "2")
     assert queued(job), "submit waited for the job"  # it returns while the job is queued
     status = harness("status", str(out), env={"HARNESS_SQUEUE_INTERVAL": "0"}).stdout
-    assert f"job {job} (array, 3 task(s))" in status
+    assert f"job {job} (array): 3 task(s) with cells: " in status
     wait_done(job)
     status = harness("status", str(out)).stdout
     assert "12 of 12 cells recorded (12 ok)" in status, status + logs(out)
+    assert "(array): 3 task(s) with cells: 3 done" in status, status  # cells, tasks agree
     slurm_rows = Store(out).cells()
     assert set(slurm_rows["slurm_job_id"]) == {f"{job}_{k}" for k in range(3)}
+    assert (slurm_rows["scheduler"] == "slurm").all()
+    assert set(slurm_rows["slurm_array_task"]) == {0, 1, 2}
     assert len(list((out / "cells").glob("part-*.parquet"))) == 3  # one per array task
     again = harness("submit", str(grid), "--out", str(out))
     assert again.returncode == 0 and "nothing to submit" in again.stdout
@@ -112,6 +116,37 @@ def test_array_submit_returns_at_once_and_matches_a_local_run(write_grid, tmp_pa
                                           err_msg=col)
         else:
             assert a[col].fillna("<null>").tolist() == b[col].fillna("<null>").tolist(), col
+
+
+BURN = SLEEPY.replace("sleepy", "burn").replace("sleep_s: 1.5", "spin_s: 3")  # CPU-bound
+
+
+def cluster_shares_cores() -> bool:
+    """Whether the local cluster's two nodes offer the same cores of this host (it does
+    with fewer than 4 CPUs: slurm/local-cluster.sh)."""
+    return bool(location.nodes_sharing_cores("n1"))
+
+
+def test_array_cells_never_stack_unseen_on_one_core(write_grid, tmp_path):
+    """Eight CPU-bound cells, one array task each. Where the nodes' cores are disjoint no
+    two cells ran on one core at once (from the rows' cores and timestamps); where they are
+    not, every row says placement was not enforced and why, and status and report say so."""
+    grid, out = write_grid(BURN), tmp_path / "burn"
+    job = submit(str(grid), "--out", str(out), "--mode", "array", "--shards", "8")
+    wait_done(job)
+    df = Store(out).cells()
+    assert len(df) == 8 and (df["status"] == "ok").all(), logs(out)
+    assert (df["scheduler"] == "slurm").all() and set(df["slurm_array_task"]) == set(range(8))
+    assert harness("report", str(out)).returncode == 0
+    report, status = (out / "report.md").read_text(), harness("status", str(out)).stdout
+    assert f"| slurm {job}_0 |" in report  # each run's job in the provenance table
+    if cluster_shares_cores():
+        assert (df["placement"] == "unenforced").all(), df["placement"]
+        assert df["placement_note"].str.contains("Slurm nodes n1, n2 share one host").all()
+        for text in (report, status):
+            assert "Placement was not enforced for 8 of 8 cells" in text, text
+    else:
+        assert (df["placement"] == "pinned").all() and (audit.oversubscribed(df) == 0).all()
 
 
 def test_mpi_mode_spreads_ranks_over_both_nodes(write_grid, tmp_path):
@@ -280,7 +315,7 @@ def test_status_shows_pending_cells_and_cancel_removes_the_jobs(write_grid, tmp_
     job = submit(str(grid), "--out", str(out), "--shards", "4", "--sbatch=--hold")
     status = harness("status", str(out), env={"HARNESS_SQUEUE_INTERVAL": "0"})
     assert "0 of 8 cells recorded (8 pending)" in status.stdout, status.stdout
-    assert f"job {job} (array, 4 task(s)): 4 PENDING" in status.stdout
+    assert f"job {job} (array): 4 task(s) with cells: 4 pending" in status.stdout
     lines = harness("status", str(out), "--cells").stdout.splitlines()[2:]
     assert len(lines) == 8 and all(line.split()[1:3] == ["pending", f"{job}_{i % 4}"]
                                    for i, line in enumerate(lines)), lines

@@ -220,10 +220,12 @@ def test_a_selector_that_matches_nothing_lists_the_variants_present():
         metric_check({"metric": "val_loss", "strategy": "slimtrain[lr=0.5]", "op": "<",
                       "threshold": 1}, rows, None)
     assert "`slimtrain[lr=0.5]` matches no cell" in str(err.value)
-    assert "`slimtrain[lr=0.001]`, `slimtrain[lr=0.01]`" in str(err.value)
+    # each named by every parameter not at its default (lr 0.001 is, epochs 10 is not)
+    assert "`slimtrain[epochs=10]`, `slimtrain[lr=0.01,epochs=10]`" in str(err.value)
     # leaving one value out still leaves two variants: refused, naming them
     with pytest.raises(ClaimRefused, match=r"`slimtrain\[lr!=0.5\]` matches 2 variants "
-                                           r"\(`slimtrain\[lr=0.001\]`, `slimtrain\[lr=0.01\]`\)"):
+                                           r"\(`slimtrain\[epochs=10\]`, "
+                                           r"`slimtrain\[lr=0.01,epochs=10\]`\)"):
         metric_check({"metric": "val_loss", "strategy": "slimtrain[lr!=0.5]", "op": "<",
                       "threshold": 1}, rows, None)
     # unnamed parameters take their one value (epochs 10), not their default (20)

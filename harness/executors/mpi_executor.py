@@ -40,7 +40,7 @@ from .. import stopping
 from ..cell import Cell
 from ..errors import InputError
 from ..location import gpu_keys, node_name, visible_gpus
-from ..placement import Allocator, Node, Placement, too_large, usable_cores
+from ..placement import Allocator, Node, Placement, owned_cores, too_large
 from ..result import ERROR, SKIPPED, CellResult
 from ..worker import CellWorker
 from .base import Event, Executor, Finished, Started, set_aside_too_large
@@ -90,8 +90,9 @@ def _cell_worker(rank: int, log_dir: Path | None) -> CellWorker:
 
 def _hello() -> Hello:
     gpus = visible_gpus()
-    return Hello(node=node_name(), cores=tuple(sorted(usable_cores())), gpus=tuple(gpus),
-                 gpu_keys=tuple(gpu_keys(gpus)))
+    cores, pin, note = owned_cores()
+    return Hello(node=node_name(), cores=cores, gpus=tuple(gpus),
+                 gpu_keys=tuple(gpu_keys(gpus)), pin=pin, note=note)
 
 
 def _heartbeat_s() -> float:

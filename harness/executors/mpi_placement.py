@@ -21,6 +21,8 @@ class Hello:
     cores: tuple[int, ...]
     gpus: tuple[str, ...]
     gpu_keys: tuple[str, ...]
+    pin: bool = True  # the cores are the rank's own (harness.placement.owned_cores)
+    note: str | None = None  # why placement on its node is not enforced
 
 
 class RankPlacer:
@@ -43,7 +45,10 @@ class RankPlacer:
         for node, ranks in by_node.items():
             cores = sorted(set().union(*(hellos[r].cores for r in ranks)))
             keys = list(dict.fromkeys(k for r in ranks for k in hellos[r].gpu_keys))
-            self.alloc[node] = Allocator(Node(cores=tuple(cores), gpus=tuple(keys)))
+            notes = [hellos[r].note for r in ranks if hellos[r].note]
+            self.alloc[node] = Allocator(Node(
+                cores=tuple(cores), gpus=tuple(keys),
+                pin=all(hellos[r].pin for r in ranks), note=notes[0] if notes else None))
 
     def too_large(self, res: Resources) -> str | None:
         """Why no rank of the job can ever hold ``res``, or None."""

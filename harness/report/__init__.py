@@ -1,5 +1,5 @@
-"""``harness report DIR``: report.md, a self-contained report.html, figures/*.png and
-tables/*.tex, from the Parquet data alone.
+"""``harness report DIR [--out OUT]``: report.md, a self-contained report.html,
+figures/*.png and tables/*.tex, from the Parquet data alone, into OUT (default: DIR).
 
 The report has an overview (status, cost), one section per family present in the data,
 and the provenance of the runs. A family's section is the one its declaration names
@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from .. import atomic
+from ..audit import TIMING_FLAG, timing_flags
 from ..family import family_of
 from ..store import Store
 from .claims import scoreboard
@@ -24,17 +25,19 @@ from .document import Document, Figure, Table, Verdict, to_html, to_latex, to_ma
 
 @dataclass
 class ReportContext:
-    """What a section may use: the latest-attempt cells, their history, the folder, and
-    the user's claims folders (``--claims``)."""
+    """What a section may use: the latest-attempt cells, their history, the folder, the
+    user's claims folders (``--claims``), and where the report goes (``to``: ``out``
+    unless ``--out`` says otherwise)."""
 
     out: Path
     cells: pd.DataFrame
     history: pd.DataFrame
     claim_dirs: tuple[Path, ...] = field(default_factory=tuple)
+    to: Path | None = None
 
     @property
     def figures(self) -> Path:
-        return self.out / "figures"
+        return (self.to or self.out) / "figures"
 
     def save_figure(self, fig: Any, name: str, caption: str) -> Figure:
         """Save a matplotlib figure as ``figures/<name>.png`` and close it."""
@@ -47,9 +50,19 @@ class ReportContext:
         return Figure(path=path, caption=caption)
 
 
-def write_report(out: str | Path, claim_dirs: tuple[str | Path, ...] = ()) -> list[Path]:
-    """Write the report of output folder ``out``, judging the families' published claims
-    and those in ``claim_dirs``; returns the files written."""
+def with_timing_flags(cells: pd.DataFrame) -> pd.DataFrame:
+    """``cells`` with ``timing_flag``: the placement audit's finding per cell (None when
+    clean), which keeps a contaminated timing out of every timing verdict."""
+    cells = cells.copy()
+    cells[TIMING_FLAG] = timing_flags(cells)
+    return cells
+
+
+def write_report(out: str | Path, claim_dirs: tuple[str | Path, ...] = (),
+                 to: str | Path | None = None) -> list[Path]:
+    """Write the report of output folder ``out`` into folder ``to`` (default: ``out``),
+    judging the families' published claims and those in ``claim_dirs``; returns the files
+    written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,9 +70,12 @@ def write_report(out: str | Path, claim_dirs: tuple[str | Path, ...] = ()) -> li
     from .overview import overview_blocks, provenance_blocks
 
     out = Path(out)
+    to = Path(to) if to is not None else out
+    to.mkdir(parents=True, exist_ok=True)
     store = Store(out)
-    ctx = ReportContext(out=out, cells=store.cells(), history=store.history(),
-                        claim_dirs=tuple(Path(d) for d in claim_dirs))
+    ctx = ReportContext(out=out, cells=with_timing_flags(store.cells()),
+                        history=store.history(),
+                        claim_dirs=tuple(Path(d) for d in claim_dirs), to=to)
     grids = ", ".join(sorted(ctx.cells["grid"].unique())) or out.name
     doc = Document(title=f"Harness report — {grids}")
     body = [*overview_blocks(ctx)]
@@ -71,7 +87,7 @@ def write_report(out: str | Path, claim_dirs: tuple[str | Path, ...] = ()) -> li
     doc.add(*scoreboard([b for b in body if isinstance(b, Verdict)]), *body)
 
     written = []
-    tables_dir = out / "tables"
+    tables_dir = to / "tables"
     for block in doc.blocks:
         if isinstance(block, Table) and block.name:
             tables_dir.mkdir(exist_ok=True)
@@ -80,7 +96,7 @@ def write_report(out: str | Path, claim_dirs: tuple[str | Path, ...] = ()) -> li
             written.append(path)
         elif isinstance(block, Figure):
             written.append(block.path)
-    for name, text in (("report.md", to_markdown(doc, out)), ("report.html", to_html(doc))):
-        atomic.write_text(out / name, text)
-        written.append(out / name)
+    for name, text in (("report.md", to_markdown(doc, to)), ("report.html", to_html(doc))):
+        atomic.write_text(to / name, text)
+        written.append(to / name)
     return written

@@ -15,10 +15,12 @@ import pandas as pd
 
 from .. import registry
 from ..family import Family
+from ..variant import param_text
 from .axes import style_axes
 from .claims import claim_blocks
 from .document import Figure, Heading, Paragraph, Table, fmt
-from .labels import by_problem, data_sources, param_text, sort_labels, with_labels
+from .labels import by_problem, data_sources, problem_settings, sort_labels, with_labels
+from .outcomes import mark_not_ok
 
 if TYPE_CHECKING:
     from . import ReportContext
@@ -31,17 +33,17 @@ def generic_section(ctx: ReportContext, family: Family) -> list[Any]:
     df = ctx.cells[ctx.cells["family"] == family.name]
     blocks: list[Any] = [Heading(family.title)]
     for title, tag, rows in by_problem(df):
-        ok = with_labels(rows[rows["status"] == "ok"])
+        labelled = with_labels(rows)
+        ok = labelled[labelled["status"] == "ok"]
         blocks.append(Heading(title, 3))
         if ok.empty:
             blocks.append(Paragraph("No ok cells for this problem."))
         else:
-            source = data_sources(ok)
-            if source:
-                blocks.append(Paragraph(source))
+            blocks += [Paragraph(p) for p in (data_sources(ok), problem_settings(ok)) if p]
             metrics = declared_metrics(ok)
             swept = swept_params(ok)
-            blocks.append(metric_table(ok, metrics, swept, f"{family.name}-{tag}-metrics"))
+            blocks.append(mark_not_ok(metric_table(ok, metrics, swept,
+                                                   f"{family.name}-{tag}-metrics"), labelled))
             figure = metric_figure(ctx, ok, metrics[:MAX_FIGURE_METRICS], swept,
                                    f"{family.name}-{tag}-metrics")
             if figure is not None:
@@ -70,11 +72,14 @@ def swept_params(ok: pd.DataFrame) -> list[str]:
             and ok[c].astype(str).nunique() > 1]
 
 
-def _spread(values: pd.Series) -> str:
+def spread(values: pd.Series, digits: int = 4) -> str:
+    """The report's summary over seeds: ``median [min, max]`` (just the median for one
+    value, an en dash for none); robust when a few seeds blow up, and the bracket shows
+    that they did."""
     values = pd.to_numeric(values, errors="coerce").dropna()
     if values.empty:
         return "–"
-    med = fmt(float(values.median()))
+    med = fmt(float(values.median()), digits)
     if len(values) < 2:
         return med
     return f"{med} [{fmt(float(values.min()), 3)}, {fmt(float(values.max()), 3)}]"
@@ -92,7 +97,7 @@ def metric_table(ok: pd.DataFrame, metrics: list[str], swept: list[str], name: s
             point = point if isinstance(point, tuple) else (point,)
             values = [param_text(v, _param(ok, c)) for c, v in zip(swept, point, strict=True)]
             rows.append([label, *values, p["seed"].nunique(),
-                         *(_spread(p[m]) for m in metrics)])
+                         *(spread(p[m]) for m in metrics)])
     columns = ["variant", *(c[2:] for c in keys[1:]), "seeds", *metrics]
     return Table(columns, rows, caption="Median over seeds [min, max].", name=name)
 

@@ -9,21 +9,9 @@ from typing import Any
 import pandas as pd
 
 from .. import registry
-from ..params import Param
+from ..variant import non_defaults, variant_label
 
 _NUMBER = re.compile(r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
-
-
-def param_text(value: Any, param: Param | None = None) -> str:
-    """A parameter value as the grid would write it: an int parameter as ``20``, never
-    ``20.0`` (a column of ints with missing values is read back as floats)."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "null"
-    if param is not None and param.kind is int and float(value).is_integer():
-        return str(int(value))
-    if param is not None and param.kind is bool:
-        return str(bool(value)).lower()
-    return str(value)
 
 
 def label_sort_key(label: str) -> tuple:
@@ -39,25 +27,57 @@ def sort_labels(labels: Iterable[str]) -> list[str]:
     return sorted(set(labels), key=label_sort_key)
 
 
-def with_labels(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with a ``label`` column: the strategy name plus the parameters that take more
-    than one value among that strategy's rows, e.g. ``ridge[select=val]``."""
+def with_labels(df: pd.DataFrame, omit: Iterable[str] = ()) -> pd.DataFrame:
+    """``df`` with a ``label`` column: each row's strategy variant, the strategy name plus
+    every parameter not at its default (:func:`harness.variant.variant_label`), e.g.
+    ``sgd[lr=0.01,epochs=10]``. The row's own ``variant`` column when it has one (its
+    defaults are those of the run that wrote it); computed from the ``s_`` columns for rows
+    written before the column existed, or when ``omit`` leaves parameters out."""
     df = df.copy()
-    labels = pd.Series(df["strategy"], index=df.index, dtype=object)
-    for name, rows in df.groupby("strategy"):
-        cls = registry.strategies().get(name)
+    omit = tuple(omit)
+    stored = df["variant"] if "variant" in df and not omit else pd.Series(None, index=df.index)
+    labels = [v if isinstance(v, str) else strategy_variant(row, omit)
+              for v, (_, row) in zip(stored, df.iterrows(), strict=True)]
+    df["label"] = pd.Series(labels, index=df.index, dtype=object).astype(str)
+    return df
+
+
+def strategy_variant(row: pd.Series, omit: Iterable[str] = ()) -> str:
+    """The variant label of one cells row, from its ``strategy`` and ``s_`` columns."""
+    values = {c[2:]: None if _isna(v) else v for c, v in row.items()
+              if isinstance(c, str) and c.startswith("s_")}
+    return variant_label("strategy", str(row["strategy"]), values, omit)
+
+
+def problem_settings(rows: pd.DataFrame) -> str | None:
+    """The problem parameters of ``rows`` that differ from their defaults, as a sentence,
+    e.g. "Problem parameters not at their defaults: n_train=500, n_val=250." (several
+    values of a swept one listed in order); None when all are at their defaults. Where the
+    data lives (parameters that are not part of a cell's identity) is left out."""
+    parts = []
+    for name, g in rows.groupby("problem", sort=True):
+        cls = registry.problems().get(name)
         if cls is None:
             continue
-        varying = [k for k in cls.parameters
-                   if f"s_{k}" in rows and rows[f"s_{k}"].astype(str).nunique() > 1]
-        if not varying:
-            continue
-        for idx, row in rows.iterrows():
-            inner = ",".join(f"{k}={param_text(row[f's_{k}'], cls.parameters[k])}"
-                             for k in varying)
-            labels[idx] = f"{name}[{inner}]"
-    df["label"] = labels.astype(str)
-    return df
+        found: dict[str, list[str]] = {}
+        for _, row in g.iterrows():
+            values = {k: None if _isna(row.get(f"p_{k}")) else row.get(f"p_{k}")
+                      for k, p in cls.parameters.items() if p.identity and f"p_{k}" in row}
+            for key, text in non_defaults(cls.parameters, values):
+                found.setdefault(key, [])
+                if text not in found[key]:
+                    found[key].append(text)
+        for key, texts in found.items():
+            texts = sorted(texts, key=label_sort_key)
+            parts.append(f"{key}={texts[0]}" if len(texts) == 1
+                         else f"{key} ∈ {{{', '.join(texts)}}}")
+    if not parts:
+        return None
+    return "Problem parameters not at their defaults: " + ", ".join(parts) + "."
+
+
+def _isna(value: Any) -> bool:
+    return value is None or (not isinstance(value, str | bytes) and bool(pd.isna(value)))
 
 
 def by_problem(df: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:

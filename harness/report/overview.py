@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from ..audit import audit_lines
 from .document import Heading, Paragraph, Table
+from .labels import with_labels
 
 if TYPE_CHECKING:
     from . import ReportContext
@@ -25,6 +27,9 @@ def overview_blocks(ctx: ReportContext) -> list[Any]:
         f"{df['gpu_hours'].sum():.3f} GPU-hours of cell time; first start to last finish "
         f"{span / 60:.1f} min. Times are medians over the cells of each row; training time "
         f"excludes evaluation."))
+    for line in audit_lines(df):  # what the placement audit found (docs/slurm.md)
+        blocks.append(Paragraph(line + (" Their timings are left out of timing verdicts."
+                                        if line.startswith("The timings") else "")))
     rows = []
     for (fam, prob, strat), g in df.groupby(["family", "problem", "strategy"], sort=True):
         ok = g[g["status"] == "ok"]
@@ -35,15 +40,21 @@ def overview_blocks(ctx: ReportContext) -> list[Any]:
         ["family", "problem", "strategy", "cells", "ok", "not ok", "train s", "eval s",
          "peak RSS MiB", "CPU-hours"], rows, caption="Cells, status and cost per strategy.",
         name="cost"))
-    bad = df[df["status"] != "ok"]
+    bad = with_labels(df[df["status"] != "ok"])
     if len(bad):
         blocks.append(Heading("Cells that did not finish ok", 3))
         blocks.append(Table(
-            ["cell_id", "problem", "strategy", "seed", "status", "error"],
-            [[r.cell_id, r.problem, r.strategy, r.seed, r.status, (r.error or "")[:160]]
+            ["cell_id", "problem", "variant", "seed", "status", "error"],
+            [[r.cell_id, r.problem, r.label, r.seed, r.status, (r.error or "")[:160]]
              for r in bad.itertuples()],
             caption="Rerun them with `harness run GRID --out DIR --retry-failed`."))
     return blocks
+
+
+def _job_text(run: dict[str, Any]) -> str:
+    """The scheduler job of a run as its manifest records it: "slurm 123_4", or "–"."""
+    job = run.get("slurm_job_id")
+    return f"{run.get('scheduler') or 'slurm'} {job}" if job else "–"
 
 
 def provenance_blocks(ctx: ReportContext) -> list[Any]:
@@ -56,10 +67,11 @@ def provenance_blocks(ctx: ReportContext) -> list[Any]:
             continue
     if runs:
         rows = [[r.get("run_id"), r.get("started_at", "")[:19], r.get("backend"),
-                 r.get("cells_finished", "–"), r.get("host"),
+                 _job_text(r), r.get("cells_finished", "–"), r.get("host"),
                  (r.get("git_sha") or "–")[:10] + (" (dirty)" if r.get("git_dirty") else ""),
                  r.get("harness_version")] for r in runs]
-        blocks.append(Table(["run", "started (UTC)", "backend", "cells run", "driver host",
+        blocks.append(Table(["run", "started (UTC)", "backend", "job", "cells run",
+                             "driver host",
                              "git", "harness"], rows, caption="Runs that wrote this folder."))
         packages = runs[-1].get("packages") or {}
         if packages:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from ..audit import TIMING_FLAG
 from ..result import FAILED, OK
 from ..schema import timing_columns
 from ..stats import NOT_FINITE, NOT_POSITIVE, Estimate, estimate
@@ -104,6 +105,11 @@ def outcome_values(variant: pd.DataFrame, scope: pd.DataFrame, metric: str,
     for st, n in status[(is_failed & ~filled) | (~is_failed & (status != OK))
                         ].value_counts().items():
         acc.excluded[f"{st} cell{'s' * (n > 1)}"] = n
+    if failed == "exclude" and TIMING_FLAG in variant:  # a timing the audit flagged
+        tainted = ok & variant[TIMING_FLAG].notna()
+        if tainted.any():
+            acc.excluded["cells whose timing the placement audit flagged"] = int(tainted.sum())
+            ok &= ~tainted
     missing = int(((status == OK) & ~ok).sum())
     if missing:
         acc.excluded[f"ok cell{'s' * (missing > 1)} without a finite {metric}"] = missing

@@ -48,12 +48,11 @@ def _matches(column: pd.Series, value: Any) -> pd.Series:
 def variant_labels(df: pd.DataFrame, name: str | None = None, free: tuple[str, ...] = ()
                    ) -> list[str]:
     """The variants present in ``df`` (of strategy ``name``, or of every strategy), as
-    selectors with the parameters that vary, ``free`` ones left out."""
+    selectors naming every parameter not at its default, ``free`` ones left out."""
     from .labels import sort_labels, with_labels
 
     rows = df if name is None else df[df["strategy"] == name]
-    rows = rows.drop(columns=[f"s_{k}" for k in free if f"s_{k}" in rows])
-    return sort_labels(with_labels(rows)["label"]) if len(rows) else []
+    return sort_labels(with_labels(rows, omit=free)["label"]) if len(rows) else []
 
 
 def select_variant(df: pd.DataFrame, selector: str, free: tuple[str, ...] = ()

@@ -119,3 +119,4 @@ def final_states(job_ids: list[str]) -> dict[str, str]:
                     states[jid] = state.split()[0]  # "CANCELLED by 0" → CANCELLED
             return states
     return {}
+

@@ -27,7 +27,8 @@ from harness.report.claims import (
     target,
 )
 from harness.report.document import Heading, Paragraph, Table, fmt
-from harness.report.labels import by_problem, sort_labels, with_labels
+from harness.report.labels import by_problem, problem_settings, sort_labels, with_labels
+from harness.report.outcomes import mark_not_ok
 from harness.stats import Estimate, estimate, holm
 
 from .strategies import DiscOpt, OptDisc
@@ -82,17 +83,21 @@ def section(ctx: ReportContext, family: Family) -> list[Any]:
     df = ctx.cells[ctx.cells["family"] == family.name]
     blocks: list[Any] = [Heading(family.title)]
     for title, tag, rows in by_problem(df):
-        ok = with_labels(rows[rows["status"] == "ok"])  # variants named within the problem
+        labelled = with_labels(rows)
+        ok = labelled[labelled["status"] == "ok"]
         blocks.append(Heading(title, 3))
         if ok.empty:
             blocks.append(Paragraph("No ok cells for this problem."))
             continue
+        settings = problem_settings(ok)
+        if settings:
+            blocks.append(Paragraph(settings))
         quality = _quality(ok)
         try:
             comp = _compare(rows, title)
         except ClaimRefused:
             comp = None  # the claims below say why
-        blocks.append(_table(ok, quality, comp, f"node-{tag}"))
+        blocks.append(mark_not_ok(_table(ok, quality, comp, f"node-{tag}"), labelled))
         blocks += [b for b in (_loss_vs_time(ctx, ok, tag), _taylor(ctx, ok, tag),
                                _samples(ctx, ok, tag)) if b is not None]
     blocks += claim_blocks(ctx, family, df)

@@ -6,6 +6,7 @@ check kinds of this family registered here."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,7 +30,8 @@ from harness.report.claims import (
     target,
 )
 from harness.report.document import Heading, Paragraph, Table, fmt
-from harness.report.labels import data_sources, sort_labels, with_labels
+from harness.report.labels import data_sources, problem_settings, sort_labels, with_labels
+from harness.report.outcomes import not_ok_sentence
 from harness.stats import estimate
 
 from .strategies import AUTHORS, AUTHORS_CAPS, Hybrid, MinNorm, Tikhonov
@@ -63,14 +65,19 @@ def section(ctx: ReportContext, family: Family) -> list[Any]:
             blocks.append(Paragraph(f"{source} The {n} training images are drawn at random "
                                     f"per seed, the test images from the rest; the same seed "
                                     f"gives every strategy the same split and features."))
+        settings = problem_settings(ok)
+        if settings:
+            blocks.append(Paragraph(settings))
         legend = _variant_legend(ok)
         if legend is not None:
             blocks.append(legend)
         blocks.append(_double_descent(ctx, ok, n, tag))
         blocks.append(_panels(ctx, ok, n, tag))
+        not_ok = not_ok_sentence(setting)
         for metric, title in (("test_mse", "Test error ‖WZ − C‖²/(2·samples)"),
                               ("test_acc", "Test accuracy"), ("w_norm", "‖W‖_F")):
-            blocks.append(_metric_table(ok, metric, title, f"rfm-{tag}-{metric}"))
+            table = _metric_table(ok, metric, title, f"rfm-{tag}-{metric}")
+            blocks.append(replace(table, caption=f"{table.caption} {not_ok}".strip()))
         blocks += _hybrid_iterations(ctx, ok, tag)
         blocks += claim_blocks(ctx, family, setting, where=f"{dataset}, n = {n}")
     return blocks
