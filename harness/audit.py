@@ -57,9 +57,9 @@ def contended(rows: pd.DataFrame) -> pd.Series:
 
 
 def oversubscribed(rows: pd.DataFrame) -> pd.Series:
-    """Per row: how many other cells of ``rows`` ran on its host at the same time on
-    overlapping cores, where together they asked for more CPUs than those cores; 0
-    otherwise."""
+    """Per row: the most other cells of ``rows`` that ran at one moment on its host on
+    cores overlapping its own, where together with it they asked for more CPUs than those
+    cores; 0 otherwise."""
     out = pd.Series(0, index=rows.index)
     need = {"host", "cores", "started_at", "finished_at", "cpus"}
     if rows.empty or not need <= set(rows):
@@ -75,11 +75,13 @@ def oversubscribed(rows: pd.DataFrame) -> pd.Series:
             end > start[i] + TOLERANCE_S)
         during[i] = False
         others = [j for j in np.flatnonzero(during) if cores[j] & cores[i]]
-        if not others:
-            continue
-        span = cores[i].union(*(cores[j] for j in others))
-        if cpus[i] + cpus[others].sum() > len(span):
-            counts[i] = len(others)
+        # the crowd at each moment a cell of it starts while this one runs, not all of
+        # them at once: two cells one after the other on a worker never ran together
+        for t in {max(start[i], start[j]) for j in others}:
+            now = [j for j in others if start[j] <= t + TOLERANCE_S < end[j]]
+            span = cores[i].union(*(cores[j] for j in now))
+            if now and cpus[i] + cpus[now].sum() > len(span):
+                counts[i] = max(counts[i], len(now))
     out[:] = counts
     return out
 

@@ -386,7 +386,10 @@ def test_the_documented_claims_file_runs_on_a_real_grid(tmp_path):
     lower = next(line for line in mine if "lower validation loss" in line)
     # judged at both learning rates, each slimTrain rate against Adam at the same rate
     assert "lr = 0.001:" in lower and "lr = 0.01:" in lower and "3 seeds" in lower
-    assert "REFUSED" not in report and "NO DATA" not in "".join(mine), mine
+    assert "REFUSED" not in report
+    # a timing claim has data unless the placement audit found this machine busy during the
+    # run (then the report says so, and the contaminated timings are left out)
+    assert "NO DATA" not in "".join(mine) or "are contaminated" in report, mine
 
 
 def test_the_fraction_of_cheaper_problems_uses_strict_bounds_and_counts_every_problem():
