@@ -1,5 +1,6 @@
 """Report pieces that do not need the demo: renderers, labels, claim selection, failures."""
 
+import numpy as np
 import pandas as pd
 
 from harness.driver import run_grid
@@ -9,7 +10,7 @@ from harness.report.claims import select_strategy
 from harness.report.document import Document, Heading, Table, Verdict, to_html, to_latex
 from harness.report.document import to_markdown as md
 from harness.report.labels import with_labels
-from harness.report.outcomes import mark_not_ok, not_ok_by_label
+from harness.report.outcomes import mark_not_ok, not_ok_by_label, rebounded
 
 
 def test_renderers_escape_and_format(tmp_path):
@@ -80,6 +81,22 @@ def test_diverged_cells_are_counted_beside_their_variant(tmp_path):
     assert header.endswith("| not ok |"), header
     assert "| probe[fail=diverge] | – |" in text and text.count("| 3/3 diverged |") == 1
     assert "`not ok`: the variant's cells that did not finish ok" in text
+
+
+def test_a_training_loss_that_came_back_up_is_marked_but_kept():
+    # the spiral's Opt-Disc at rtol 1e-2 (demo, seed 1): 160 → 12.9 (running mean) → 77.7
+    steps = np.arange(300)
+    back = np.where(steps < 150, 160 * np.exp(-steps / 30), 13 + (steps - 150) / 2.3)
+    down = 160 * np.exp(-steps / 30) + 0.01
+    noisy = 0.01 * (1 + 0.9 * np.sin(steps))  # near zero and noisy: never over 3× its low
+    history = pd.DataFrame([{"cell_id": c, "step": int(s), "split": "train", "metric": "loss",
+                             "value": float(v)} for c, vals in (("back", back), ("down", down),
+                                                                ("noisy", noisy))
+                            for s, v in zip(steps, vals, strict=True)])
+    assert rebounded(history) == {"back"}
+    cells = pd.DataFrame({"label": ["od", "od", "do"], "status": ["ok", "ok", "ok"],
+                          "cell_id": ["back", "down", "noisy"]})
+    assert not_ok_by_label(cells, history) == {"od": "1/2 loss rebounded"}
 
 
 def test_a_variant_with_some_seeds_diverged_is_counted():

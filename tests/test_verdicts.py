@@ -153,6 +153,28 @@ def test_a_filled_value_never_decides_a_verdict_in_the_direction_it_flatters():
                        ).outcome == "inconclusive"
 
 
+def test_timings_the_placement_audit_flagged_are_left_out_and_said_to_be():
+    from harness.report import with_timing_flags
+
+    rows = [row("probe", "probe", s, {"size": 10}, train_s=1.0 + s / 50) for s in range(4)]
+    rows += [row("probe", "probe", s, {"size": 10}, {"steps": 5}, train_s=2.0 + s / 50)
+             for s in range(4)]
+    df = frame(rows)
+    df["cpu_s"], df["wall_s"] = 1.0, 3.0  # every cell waited 2 s of its 3 for a CPU
+    df["cpu_wait_s"] = [2.0] * 7 + [0.01]
+    check = {"metric": "train_s", "strategy": "probe", "baseline": "probe[steps=5]",
+             "op": "<", "threshold": 1.0}
+    m = ratio_check(check, with_timing_flags(df), None)
+    assert m.outcome == "no data"
+    # 4 of one side and 3 of the other; nothing else left out
+    assert m.measured.endswith("(7 excluded (cells whose timing the placement audit "
+                               "flagged))"), m.measured
+    # a quality metric of the same cells is not a timing: nothing is left out
+    df["probe_steps"] = [3.0] * 4 + [5.0] * 4
+    m = ratio_check({**check, "metric": "probe_steps"}, with_timing_flags(df), None)
+    assert m.estimate is not None and m.estimate.n == 4 and not m.estimate.excluded
+
+
 def test_a_failed_cell_has_no_training_time_and_fills_come_from_its_own_instance():
     # the baseline runs out of memory on every seed: a crash is not a training time, so
     # the timing claim has no data instead of "surely faster"

@@ -114,10 +114,18 @@ def _distance(e: Estimate, check: dict[str, Any]) -> float:
     return sign * (e.value - float(check["threshold"]))
 
 
+def _nothing_left(empty: str, acc: Accounting | None) -> str:
+    """Why a check has no data, with what was left out (e.g. every timing the placement
+    audit flagged), so a "no data" verdict says it."""
+    left = "; ".join(f"{n} excluded ({why})" for why, n in (acc.excluded.items()
+                                                             if acc else ()) if n)
+    return f"{empty} ({left})" if left else empty
+
+
 def _single(check: dict[str, Any], est: Estimate | None, criterion: str,
-            empty: str) -> Measurement:
+            empty: str, acc: Accounting | None = None) -> Measurement:
     if est is None:
-        return Measurement(criterion, empty, None)
+        return Measurement(criterion, _nothing_left(empty, acc), None)
     return Measurement(criterion, est.text(), items=[_item(est, check)], estimate=est)
 
 
@@ -150,7 +158,7 @@ def metric_check(check: dict[str, Any], rows: pd.DataFrame, ctx: ReportContext) 
             points[p] = _mean_over_seeds(data, metric, acc)
         return judge_points(check, points, criterion)
     data, acc = outcome_values(variant, rows, metric, worse)
-    return _single(check, _mean_over_seeds(data, metric, acc), criterion, "no cells")
+    return _single(check, _mean_over_seeds(data, metric, acc), criterion, "no cells", acc)
 
 
 def _paired(check: dict[str, Any], rows: pd.DataFrame, kind: str, sign: str) -> Measurement:
@@ -162,7 +170,7 @@ def _paired(check: dict[str, Any], rows: pd.DataFrame, kind: str, sign: str) -> 
     if not over:
         pairs, acc = paired_values(rows, sel, base, metric, (), worse)
         return _single(check, summarise_pairs(pairs, kind, acc), criterion,
-                       "no cells of both variants with a common seed")
+                       "no cells of both variants with a common seed", acc)
     sides = [select_variant(rows, s, _free(over)) for s in (sel, base)]
     points = {}
     for p, scope, (a, b) in _at_points(rows, over, sides):
@@ -195,7 +203,7 @@ def curve_ratios(rows: pd.DataFrame, check: dict[str, Any], selector: str
     data, acc = variant_values(rows, selector, check["metric"], _free(col),
                                check.get("worse", "higher"))
     if data.empty:
-        return None, f"no cells of `{selector}`", acc
+        return None, _nothing_left(f"no cells of `{selector}`", acc), acc
     at = check["at"]
     if isinstance(at, str):
         at_col = param_column(data, at)

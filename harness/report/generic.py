@@ -43,7 +43,8 @@ def generic_section(ctx: ReportContext, family: Family) -> list[Any]:
             metrics = declared_metrics(ok)
             swept = swept_params(ok)
             blocks.append(mark_not_ok(metric_table(ok, metrics, swept,
-                                                   f"{family.name}-{tag}-metrics"), labelled))
+                                                   f"{family.name}-{tag}-metrics"), labelled,
+                                      history=ctx.history))
             figure = metric_figure(ctx, ok, metrics[:MAX_FIGURE_METRICS], swept,
                                    f"{family.name}-{tag}-metrics")
             if figure is not None:

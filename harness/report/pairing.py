@@ -105,14 +105,14 @@ def outcome_values(variant: pd.DataFrame, scope: pd.DataFrame, metric: str,
     for st, n in status[(is_failed & ~filled) | (~is_failed & (status != OK))
                         ].value_counts().items():
         acc.excluded[f"{st} cell{'s' * (n > 1)}"] = n
+    missing = int(((status == OK) & ~ok).sum())
+    if missing:
+        acc.excluded[f"ok cell{'s' * (missing > 1)} without a finite {metric}"] = missing
     if failed == "exclude" and TIMING_FLAG in variant:  # a timing the audit flagged
         tainted = ok & variant[TIMING_FLAG].notna()
         if tainted.any():
             acc.excluded["cells whose timing the placement audit flagged"] = int(tainted.sum())
             ok &= ~tainted
-    missing = int(((status == OK) & ~ok).sum())
-    if missing:
-        acc.excluded[f"ok cell{'s' * (missing > 1)} without a finite {metric}"] = missing
     kept = variant[ok | filled].copy()
     kept[metric] = pd.to_numeric(kept[metric], errors="coerce").where(
         kept["status"] == OK, fill[kept.index]).astype(float)

@@ -97,7 +97,8 @@ def section(ctx: ReportContext, family: Family) -> list[Any]:
             comp = _compare(rows, title)
         except ClaimRefused:
             comp = None  # the claims below say why
-        blocks.append(mark_not_ok(_table(ok, quality, comp, f"node-{tag}"), labelled))
+        blocks.append(mark_not_ok(_table(ok, quality, comp, f"node-{tag}"), labelled,
+                                  history=ctx.history))
         blocks += [b for b in (_loss_vs_time(ctx, ok, tag), _taylor(ctx, ok, tag),
                                _samples(ctx, ok, tag)) if b is not None]
     blocks += claim_blocks(ctx, family, df)

@@ -73,7 +73,7 @@ def section(ctx: ReportContext, family: Family) -> list[Any]:
             blocks.append(legend)
         blocks.append(_double_descent(ctx, ok, n, tag))
         blocks.append(_panels(ctx, ok, n, tag))
-        not_ok = not_ok_sentence(setting)
+        not_ok = not_ok_sentence(setting, ctx.history)
         for metric, title in (("test_mse", "Test error ‖WZ − C‖²/(2·samples)"),
                               ("test_acc", "Test accuracy"), ("w_norm", "‖W‖_F")):
             table = _metric_table(ok, metric, title, f"rfm-{tag}-{metric}")

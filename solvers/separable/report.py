@@ -64,10 +64,10 @@ def section(ctx: ReportContext, family: Family) -> list[Any]:
         blocks += [Paragraph(p) for p in (data_sources(ok), problem_settings(ok)) if p]
         ok = _variant_labels(ok)
         curves = _curves(ctx, ok)
+        tables = [mark_not_ok(table, labelled, history=ctx.history)
+                  for table in (_error_table(ok, tag), _cost_table(ok, tag))]
         blocks += [b for b in (_loss_figure(ctx, curves, tag), _lr_figure(ctx, ok, tag),
-                               _theta_figure(ctx, ok, tag),
-                               mark_not_ok(_error_table(ok, tag), labelled),
-                               mark_not_ok(_cost_table(ok, tag), labelled)) if b is not None]
+                               _theta_figure(ctx, ok, tag), *tables) if b is not None]
         blocks += _sgcv_branch(ctx, ok, tag)
         blocks += claim_blocks(ctx, family, rows, where=title)
     return blocks
