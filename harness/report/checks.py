@@ -114,7 +114,7 @@ def _distance(e: Estimate, check: dict[str, Any]) -> float:
     return sign * (e.value - float(check["threshold"]))
 
 
-def _nothing_left(empty: str, acc: Accounting | None) -> str:
+def nothing_left(empty: str, acc: Accounting | None) -> str:
     """Why a check has no data, with what was left out (e.g. every timing the placement
     audit flagged), so a "no data" verdict says it."""
     left = "; ".join(f"{n} excluded ({why})" for why, n in (acc.excluded.items()
@@ -125,7 +125,7 @@ def _nothing_left(empty: str, acc: Accounting | None) -> str:
 def _single(check: dict[str, Any], est: Estimate | None, criterion: str,
             empty: str, acc: Accounting | None = None) -> Measurement:
     if est is None:
-        return Measurement(criterion, _nothing_left(empty, acc), None)
+        return Measurement(criterion, nothing_left(empty, acc), None)
     return Measurement(criterion, est.text(), items=[_item(est, check)], estimate=est)
 
 
@@ -203,7 +203,7 @@ def curve_ratios(rows: pd.DataFrame, check: dict[str, Any], selector: str
     data, acc = variant_values(rows, selector, check["metric"], _free(col),
                                check.get("worse", "higher"))
     if data.empty:
-        return None, _nothing_left(f"no cells of `{selector}`", acc), acc
+        return None, nothing_left(f"no cells of `{selector}`", acc), acc
     at = check["at"]
     if isinstance(at, str):
         at_col = param_column(data, at)

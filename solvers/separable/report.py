@@ -13,7 +13,7 @@ import pandas as pd
 
 from harness.family import Family
 from harness.report.axes import style_axes
-from harness.report.checks import judge_points
+from harness.report.checks import judge_points, nothing_left
 from harness.report.claims import (
     Accounting,
     Item,
@@ -311,7 +311,8 @@ def epoch_time_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Mea
     pairs, acc = paired_values(rows, sel, base, "epoch_s", ("s_lr",), failed="exclude")
     est = summarise_pairs(pairs, "ratio", acc)
     if est is None:
-        return Measurement(criterion, "no cells of one of the strategies", None)
+        return Measurement(criterion, nothing_left("no cells of one of the strategies", acc),
+                           None)
     slim, adam = (select_variant(rows, s, FREE) for s in (sel, base))
     cv = [iteration_spread(ctx.history, g["cell_id"], "epoch_s") for g in (slim, adam)]
     detail = (f"Within-cell spread of the epoch time (median coefficient of variation over "
