@@ -4,7 +4,7 @@ span, what the rows say about placement and what the placement audit flags, side
     sudo slurm/local-cluster.sh up          # or HARNESS_SLURM_SPLIT=1 … up (see docs/slurm.md)
     .venv/bin/python bench/slurm_placement.py [--grid GRID] [--keep DIR]
 
-The default grid is the one a new user tried (issue 22): peaks, Adam and slimTrain at two
+The default grid is the one a new user tried first: peaks, Adam and slimTrain at two
 learning rates, 10 epochs, seeds 0–3 (16 cells).
 """
 

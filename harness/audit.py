@@ -89,7 +89,10 @@ def oversubscribed(rows: pd.DataFrame) -> pd.Series:
 def timing_flags(rows: pd.DataFrame) -> pd.Series:
     """Per row: why its timings are contaminated, in words, or None when the audit found
     nothing (or could not judge it)."""
-    share, crowd = contended(rows), oversubscribed(rows)
+    return _flags(rows, contended(rows), oversubscribed(rows))
+
+
+def _flags(rows: pd.DataFrame, share: pd.Series, crowd: pd.Series) -> pd.Series:
     flags = pd.Series([None] * len(rows), index=rows.index, dtype=object)
     for idx in rows.index:
         why = []
@@ -105,11 +108,11 @@ def timing_flags(rows: pd.DataFrame) -> pd.Series:
 def summary(rows: pd.DataFrame, flags: pd.Series | None = None) -> str | None:
     """How many cells' timings the audit flagged and why, as a clause ("the timings of 4
     of 16 cells are contaminated (…)"); None when it flagged none."""
-    flags = timing_flags(rows) if flags is None else flags
+    share, crowd = contended(rows), oversubscribed(rows)
+    flags = _flags(rows, share, crowd) if flags is None else flags
     n = int(flags.notna().sum())
     if not n:
         return None
-    share, crowd = contended(rows), oversubscribed(rows)
     parts = []
     if share.notna().any():
         parts.append(f"{int(share.notna().sum())} got less than {MIN_SHARE:.0%} of the CPU "

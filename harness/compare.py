@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import atomic, audit, registry
-from .cell import cell_id_of
+from . import atomic, audit
 from .errors import InputError
+from .matching import check_ignored, flat_params, match_keys, refuse_collisions
 from .report.document import Document, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from .report.labels import by_problem, label_sort_key, sort_labels, with_labels
 from .result import FAILED, OK
@@ -144,13 +144,13 @@ def compare_cells(a: pd.DataFrame, b: pd.DataFrame, base: Path, new: Path,
                   ignore: Iterable[str] = ()) -> RunComparison:
     """The comparison of two cells tables (latest attempts) of one grid."""
     ignored = tuple(sorted(set(ignore)))
-    _check_ignored(a, b, ignored)
+    check_ignored(a, b, ignored)
     machines = {col: (_distinct(a, col), _distinct(b, col)) for col in MACHINE}
     machines["CPU model"] = cpu_models
     a, b = _labelled(a), _labelled(b)
     a["match"], b["match"] = match_keys(a, ignored), match_keys(b, ignored)
     for side, name in ((a, "BASE"), (b, "NEW")):
-        _refuse_collisions(side, name, ignored)
+        refuse_collisions(side, name, ignored)
     common = sorted(set(a["match"]) & set(b["match"]))
     if not common:
         raise InputError(f"no cell in common with {new} ({len(a)} and {len(b)} cells"
@@ -174,65 +174,6 @@ def compare_cells(a: pd.DataFrame, b: pd.DataFrame, base: Path, new: Path,
                          {side: text for side, text in found.items() if text})
 
 
-def match_keys(cells: pd.DataFrame, ignore: Iterable[str] = ()) -> pd.Series:
-    """Per cell the key that pairs it with a cell of the other run: its ``cell_id``, or
-    with ``ignore`` the ``cell_id`` it would have without those parameters (its identity
-    parameters only, as ``cell_id`` itself, read from the ``params`` column)."""
-    ignore = set(ignore)
-    if not ignore:
-        return cells["cell_id"]
-    tables = {"problem": registry.problems(), "strategy": registry.strategies()}
-
-    def kept(part: str, plugin: str, params: dict[str, Any]) -> dict[str, Any]:
-        declared = getattr(tables[part].get(plugin), "parameters", {})
-        return {k: v for k, v in params.items()
-                if k not in ignore and (k not in declared or declared[k].identity)}
-
-    keys = []
-    for row in cells.itertuples():
-        params = json.loads(row.params)
-        keys.append(cell_id_of(row.problem, kept("problem", row.problem, params["problem"]),
-                               row.strategy, kept("strategy", row.strategy,
-                                                  params["strategy"]), int(row.seed)))
-    return pd.Series(keys, index=cells.index, dtype=object)
-
-
-def _check_ignored(a: pd.DataFrame, b: pd.DataFrame, ignored: tuple[str, ...]) -> None:
-    """Refuse a name to ignore that no problem or strategy of the two runs declares."""
-    if not ignored:
-        return
-    known = set()
-    for text in pd.concat([a["params"], b["params"]]).unique():
-        params = json.loads(text)
-        known.update(params["problem"], params["strategy"])
-    for name in ignored:
-        if name not in known:
-            raise InputError(f"--match-ignore {name}: no problem or strategy in these runs has "
-                             f"this parameter; allowed: {', '.join(sorted(known))}")
-
-
-def _refuse_collisions(side: pd.DataFrame, name: str, ignored: tuple[str, ...]) -> None:
-    """Refuse ``ignored`` when two cells of one run would pair with one of the other."""
-    twins = side[side["match"].duplicated(keep=False)].sort_values(["title", "seed"])
-    if twins.empty:
-        return
-    first = twins[twins["match"] == twins["match"].iloc[0]]
-    shown = " and ".join(sort_labels(
-        ",".join(f"{k}={param_text(v)}" for k, v in _flat(text).items() if k in ignored)
-        for text in first["params"])[:2])
-    raise InputError(
-        f"--match-ignore {','.join(ignored)}: {len(twins)} cells of {name} differ only in it "
-        f"(e.g. {first['title'].iloc[0]} {first['strategy'].iloc[0]} seed "
-        f"{first['seed'].iloc[0]}: {shown}), so the pairing would be ambiguous; ignore only "
-        f"parameters that take one value per variant in each run")
-
-
-def _flat(params_json: str) -> dict[str, Any]:
-    """The problem's and the strategy's parameters of a ``params`` value, in one dict."""
-    params = json.loads(params_json)
-    return {**params["problem"], **params["strategy"]}
-
-
 def _labelled(cells: pd.DataFrame) -> pd.DataFrame:
     """``cells`` with ``title`` (the problem, and its dataset where it has one) and
     ``label`` (the problem instance where the problem's parameters vary, then the
@@ -253,7 +194,6 @@ def _distinct(df: pd.DataFrame, col: str) -> list[str]:
 
 def _cpu_models(out: Path) -> list[str]:
     """The CPU models the runs of ``out`` recorded in their manifests."""
-    import json
 
     found = set()
     for path in (out / "runs").glob("*.json"):
@@ -294,7 +234,7 @@ def _ignored_changes(g: pd.DataFrame, ignored: tuple[str, ...]) -> list[str]:
     """``r: 5 → 10`` for each ignored parameter whose values differ between the runs in
     the matched cells ``g``."""
     def values(column: str, name: str) -> str:
-        found = {param_text(p[name]) for p in map(_flat, g[column]) if name in p}
+        found = {param_text(p[name]) for p in map(flat_params, g[column]) if name in p}
         return ", ".join(sort_labels(found)) or "–"
 
     changes = [(name, values("params", name), values("params_new", name)) for name in ignored]
