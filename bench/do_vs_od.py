@@ -23,9 +23,9 @@ import time
 
 import numpy as np
 import torch
-from harness.problems.cnf_base import build_model
 from harness.problems.datasets.toy2d import sample_toy
 from harness.solvers.node import FixedStepRK4, train_node
+from harness.solvers.node.problem import build_model
 
 from harness import registry
 from harness.cell import Cell, Resources, make_cell

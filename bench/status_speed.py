@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.cell import CELLS_FILE
 from harness.driver import run_grid
+from harness.folder import OutputFolder
 from harness.grid import parse_grid
 
 
@@ -49,10 +49,11 @@ def main() -> None:
         run_grid(parse_grid(grid_text(args.cells), "status-speed.yaml"), out,
                  backend="local", progress=False)
         fast = status_seconds(out, args.calls)
-        (out / CELLS_FILE).unlink()
+        OutputFolder(out).cells_file.unlink()
         slow = status_seconds(out, args.calls)
     print(f"harness status, {args.cells} cells, median of {args.calls} calls: "
-          f"{fast:.2f} s with {CELLS_FILE}, {slow:.2f} s expanding the grid again "
+          f"{fast:.2f} s with {OutputFolder(out).cells_file.name}, {slow:.2f} s expanding "
+          "the grid again "
           f"(ratio {slow / fast:.1f})")
 
 

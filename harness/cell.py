@@ -11,6 +11,7 @@ from typing import Any
 
 from . import registry
 from .params import Param
+from .vocabulary import PROBLEM, STRATEGY, column, parameter_columns
 
 SCHEMA_VERSION = 1  # bump when a change makes old results incomparable (it changes cell ids)
 
@@ -74,10 +75,12 @@ class Cell:
     run_order: int = 0
 
     def label(self, swept: frozenset[str] = frozenset()) -> str:
-        """Short human name; ``swept`` names the parameters worth showing (default: none).
-        Keys are ``p_<name>`` / ``s_<name>`` as in the results."""
-        pp = [f"{k}={v}" for k, v in self.problem_params.items() if f"p_{k}" in swept]
-        sp = [f"{k}={v}" for k, v in self.strategy_params.items() if f"s_{k}" in swept]
+        """Short human name; ``swept`` names the parameters worth showing (default: none),
+        by their result columns (:func:`swept_params`)."""
+        pp = [f"{k}={v}" for k, v in self.problem_params.items()
+              if column(PROBLEM, k) in swept]
+        sp = [f"{k}={v}" for k, v in self.strategy_params.items()
+              if column(STRATEGY, k) in swept]
         prob = self.problem + (f"[{','.join(pp)}]" if pp else "")
         strat = self.strategy + (f"[{','.join(sp)}]" if sp else "")
         return f"{prob} {strat} seed={self.seed}"
@@ -86,9 +89,6 @@ class Cell:
     def params_json(self) -> str:
         """All parameters as canonical JSON (the ``params`` column)."""
         return canonical_json({"problem": self.problem_params, "strategy": self.strategy_params})
-
-
-CELLS_FILE = "grid.cells.json"  # an output folder's expanded grid (harness/driver.py)
 
 
 def cells_to_json(grid_text: str, cells: Iterable[Cell]) -> str:
@@ -111,13 +111,13 @@ def cells_from_json(text: str, grid_text: str) -> list[Cell] | None:
 
 
 def swept_params(cells: Iterable[Cell]) -> frozenset[str]:
-    """Result columns (``p_*``/``s_*``) that take more than one value among ``cells``: the
-    parameters that tell two of them apart."""
+    """The parameter columns (``harness.vocabulary.column``) that take more than one value
+    among ``cells``: the parameters that tell two of them apart."""
     values: dict[str, set[str]] = {}
     for c in cells:
-        for prefix, params in (("p_", c.problem_params), ("s_", c.strategy_params)):
-            for k, v in params.items():
-                values.setdefault(prefix + k, set()).add(repr(v))
+        for kind, params in ((PROBLEM, c.problem_params), (STRATEGY, c.strategy_params)):
+            for col, v in parameter_columns(kind, params).items():
+                values.setdefault(col, set()).add(repr(v))
     return frozenset(k for k, v in values.items() if len(v) > 1)
 
 

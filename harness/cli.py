@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import stopping
 from .errors import InputError, Preempted
+from .folder import OutputFolder
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_PREEMPTED = 0, 1, 2, 130, 143
 
@@ -233,7 +234,7 @@ def _output_folder(path: str, *, must_exist: bool) -> Path:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder", file=str(out))
-    if must_exist and not (out / "cells").is_dir():
+    if must_exist and not OutputFolder(out).is_results_folder():
         raise InputError("is not an output folder of 'harness run' (no cells/ inside)",
                          file=str(out))
     return out
@@ -242,30 +243,14 @@ def _output_folder(path: str, *, must_exist: bool) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.backend != "mpi":
         return _run(args)
-    from .executors.mpi_executor import (
-        comm,
-        end_job,
-        heartbeats,
-        live_workers,
-        release_workers,
-        serve,
-    )
+    from .executors.mpi_executor import this_job
 
     if args.workers:
         raise InputError(f"--workers {args.workers} does not apply to --backend mpi: the "
                          f"MPI ranks (mpiexec -n N) are the workers", file="harness run")
-
-    if comm().Get_rank() != 0:  # a worker rank: run what rank 0 hands out
-        try:
-            return serve(Path(args.out) / "logs" if Path(args.out).is_dir() else None)
-        except Preempted:  # rank 0 records the cell this rank had and says so
-            return EXIT_PREEMPTED
-    try:
-        with heartbeats(comm(), live_workers):  # heard from start-up to the end
-            code = _run(args)
-    finally:
-        release_workers()  # on every exit of rank 0, bad input included
-    return end_job(code)
+    logs = OutputFolder(args.out).logs_dir if Path(args.out).is_dir() else None
+    # on every rank of the job: MPIJob.run says which part this rank plays
+    return this_job().run(lambda: _run(args), log_dir=logs, preempted_exit=EXIT_PREEMPTED)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -361,6 +346,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  job {job.job_id} ({job.mode}): {summary}")
     if st.note:
         print(f"  note: {st.note}")
+    damaged = OutputFolder(out).damaged()
+    if damaged:
+        print(f"  damaged: {len(damaged)} unreadable file(s) set aside in "
+              f"{damaged[0].parent}/; the cells whose rows they held count as not run")
     rows = Store(out).cells(core_only=True) if st.recorded else None
     for line in audit_lines(rows) if rows is not None else []:
         print(f"  audit: {line}")

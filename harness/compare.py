@@ -8,9 +8,10 @@ so a grid in which one parameter changed (a strategy's ``r: 5`` → ``r: 10``) p
 cells and says what the change did; an ignore that would pair two cells of one run with
 one cell of the other is refused. Per problem
 instance and strategy variant: the ratio NEW ÷ BASE of the training time and of the time
-per iteration (geometric mean over the matched cells with a 95% t interval on the
-log-ratios, ``harness.stats``), the difference NEW − BASE of every declared quality metric
-(exactly equal, or its mean with an interval), cells whose status changed, cells found in
+per iteration (a metric declared with the role ``harness.vocabulary.PER_ITERATION``)
+(geometric mean over the matched cells with a 95% t interval on the log-ratios,
+``harness.stats``), the difference NEW − BASE of every declared quality metric (exactly
+equal, or its mean with an interval), cells whose status changed, cells found in
 one run only (with their full labels), and a figure of the per-variant time ratios.
 Written as ``compare.md`` and a self-contained ``compare.html``; the terminal gets the
 summary (variants slower, faster, equal; unmatched cells; warnings) and why the command
@@ -26,7 +27,6 @@ tested and are listed; runs on different machines are warned about (docs/verdict
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,6 +37,7 @@ import pandas as pd
 
 from . import atomic, audit
 from .errors import InputError
+from .folder import OutputFolder
 from .matching import check_ignored, flat_params, match_keys, refuse_collisions
 from .report.document import Document, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from .report.labels import by_problem, label_sort_key, sort_labels, with_labels
@@ -45,8 +46,8 @@ from .schema import deterministic_metric_columns
 from .stats import Estimate, estimate, holm, paired_difference, paired_ratio
 from .store import load_cells
 from .variant import param_text
+from .vocabulary import PER_ITERATION, PROBLEM, is_parameter, role_columns, shown_name
 
-PER_ITERATION = ("iter_s", "epoch_s")  # time of one iteration or epoch, where declared
 FAMILY_ERROR = 0.05  # Holm across the variants and the whole run, one-sided
 MACHINE = ("host", "gpu_name", "device", "backend")  # where a cell ran, per row
 UNMATCHED = ["cell_id", "title", "label", "seed", "status"]  # the columns of unmatched cells
@@ -195,26 +196,20 @@ def _distinct(df: pd.DataFrame, col: str) -> list[str]:
 def _cpu_models(out: Path) -> list[str]:
     """The CPU models the runs of ``out`` recorded in their manifests."""
 
-    found = set()
-    for path in (out / "runs").glob("*.json"):
-        try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(info, dict) and info.get("cpu_model"):
-            found.add(str(info["cpu_model"]))
-    return sorted(found)
+    return sorted({str(info["cpu_model"]) for info in OutputFolder(out).manifests()
+                   if info.get("cpu_model")})
 
 
 def _variants(ok: pd.DataFrame, ignored: tuple[str, ...]) -> list[Variant]:
     quality = [m for m in deterministic_metric_columns()
                if m in ok and pd.api.types.is_numeric_dtype(ok[m]) and ok[m].notna().any()]
     variants = []
+    per_iteration = role_columns(PER_ITERATION, ok.columns)  # where a family declares one
     groups = dict(list(ok.groupby(["title", "label", "label_new"], sort=False)))
     for title, label, label_new in sorted(groups, key=lambda k: (
             k[0], label_sort_key(k[1]), label_sort_key(k[2]))):
         g = groups[title, label, label_new]
-        per_iter = next((m for m in PER_ITERATION if m in g and g[m].notna().any()), None)
+        per_iter = next((m for m in per_iteration if g[m].notna().any()), None)
         v = Variant(title, _pair(label, label_new), len(g), _ratio(g, "train_s"),
                     _ratio(g, per_iter) if per_iter else None, per_iter,
                     ignored=_ignored_changes(g, ignored))
@@ -244,14 +239,16 @@ def _ignored_changes(g: pd.DataFrame, ignored: tuple[str, ...]) -> list[str]:
 def _instances(rows: pd.DataFrame) -> pd.Series:
     """``n_features=16: `` for rows of a problem whose parameters vary, else ``""``: a
     variant is one problem instance and one strategy variant, never a pool of both."""
-    varying = [c for c in rows if c.startswith("p_") and rows[c].astype(str).nunique() > 1]
+    varying = [c for c in rows if is_parameter(c, PROBLEM) and rows[c].astype(str).nunique() > 1]
     if not varying:
         return pd.Series("", index=rows.index)
+    names = {c: shown_name(c, rows) for c in varying}  # p_lr where the strategy has an lr
+
     def text(v: Any) -> str:
         return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
 
     return rows[varying].apply(
-        lambda r: ",".join(f"{c[2:]}={text(r[c])}" for c in varying) + ": ", axis=1)
+        lambda r: ",".join(f"{names[c]}={text(r[c])}" for c in varying) + ": ", axis=1)
 
 
 def _ratio(g: pd.DataFrame, metric: str) -> Estimate | None:
@@ -280,10 +277,9 @@ def write_compare(result: RunComparison, out: Path, fail_pct: float | None = Non
     if figure is not None:
         doc.add(figure)
     doc.add(*_quality_blocks(result), *_status_blocks(result))
-    written = []
-    for name, text in (("compare.md", to_markdown(doc, out)), ("compare.html", to_html(doc))):
-        atomic.write_text(out / name, text)
-        written.append(out / name)
+    written = list(OutputFolder(out).documents("compare"))
+    for path, text in zip(written, (to_markdown(doc, out), to_html(doc)), strict=True):
+        atomic.write_text(path, text)
     return [*written, *([figure.path] if figure else [])]
 
 
@@ -459,8 +455,9 @@ def _figure(result: RunComparison, out: Path, fail_pct: float | None) -> Figure 
     ax.set_xscale("log")
     ax.set_xlabel("training time NEW ÷ BASE (95% interval)")
     ax.grid(True, which="both", axis="x", alpha=0.3)
-    (out / "figures").mkdir(exist_ok=True)
-    path = out / "figures" / "compare-ratios.png"
+    figures = OutputFolder(out).figures_dir
+    figures.mkdir(exist_ok=True)
+    path = figures / "compare-ratios.png"
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return Figure(path, "Training time NEW ÷ BASE per variant with its 95% interval; red: "

@@ -9,15 +9,17 @@ finished cell, so an interruption at any moment loses no finished cell.
 Stopping from outside (Ctrl-C, or SIGTERM/SIGUSR1, which the CLI turns into
 :class:`~harness.errors.Preempted`: Slurm preemption, the time-limit warning, scancel)
 kills the in-flight cells and records each as ``preempted``; the next run picks them up
-again. While a run goes on, ``runs/<run_id>.inflight.json`` lists the cells it is running
-(``harness status`` reads it). With a :class:`~harness.shard.Shard` (one Slurm array task)
-the driver runs only that shard's cells and shares the folder with the other shards.
+again. While a run goes on, its in-flight file (``OutputFolder.inflight``) lists the cells
+it is running (``harness status`` reads it). With a :class:`~harness.shard.Shard` (one
+Slurm array task) the driver runs only that shard's cells and shares the folder with the
+other shards.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from . import atomic, location, stopping
-from .cell import CELLS_FILE, SCHEMA_VERSION, Cell, cells_to_json
+from .cell import SCHEMA_VERSION, Cell, cells_to_json
 from .errors import Preempted
 from .executors import DEFAULT_BACKEND, Finished, make_executor
+from .folder import OutputFolder
 from .grid import Grid
 from .progress import Progress
 from .provenance import run_provenance
@@ -90,11 +93,11 @@ def _write_json(path: Path, data: Any) -> None:
     atomic.write_text(path, json.dumps(data, indent=2, default=str))
 
 
-def write_grid_copy(out: Path, grid: Grid) -> None:
-    """``out/grid.yaml``: the grid's text, which ``harness status`` expands into cells, and
-    ``out/grid.cells.json``: the cells it expands to (:func:`harness.cell.cells_to_json`),
-    so that ``harness status`` need not import the plug-ins (and torch) to expand it."""
-    grid_file, cells_file = out / "grid.yaml", out / CELLS_FILE
+def write_grid_copy(folder: OutputFolder, grid: Grid) -> None:
+    """The folder's copy of the grid's text, which ``harness status`` expands into cells,
+    and the cells it expands to (:func:`harness.cell.cells_to_json`), so that ``harness
+    status`` need not import the plug-ins (and torch) to expand it."""
+    grid_file, cells_file = folder.grid_file, folder.cells_file
     if not grid_file.exists() or grid_file.read_text() != grid.text:
         atomic.write_text(grid_file, grid.text)  # array tasks write it at the same time
     expanded = cells_to_json(grid.text, grid.cells)
@@ -103,13 +106,13 @@ def write_grid_copy(out: Path, grid: Grid) -> None:
 
 
 def _write_manifest(store: Store, grid: Grid, run_id: str, info: dict[str, Any]) -> None:
-    _write_json(store.out / "runs" / f"{run_id}.json", info)
-    write_grid_copy(store.out, grid)
+    _write_json(store.folder.manifest(run_id), info)
+    write_grid_copy(store.folder, grid)
 
 
-def inflight_path(out: Path, run_id: str) -> Path:
-    """The file listing the cells a run is running now (removed when the run ends)."""
-    return out / "runs" / f"{run_id}.inflight.json"
+def _say_damaged(message: str) -> None:
+    """A run goes on without a damaged file (it reruns the cells the file held)."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def run_grid(
@@ -123,9 +126,9 @@ def run_grid(
     (:mod:`harness.stopping`): before any cell starts, while the executor waits for its
     cells, or during the merge of the results."""
     with stopping.deferred():
-        store = Store(out)
+        store = Store(out, on_damage=_say_damaged)
         cells = shard.select(grid.cells) if shard else grid.cells
-        with store.lock(str(shard) if shard else None):
+        with store.lock(shard):
             run = _Run(grid, store, cells, shard, backend=backend, workers=workers,
                        address=address, retry_failed=retry_failed, force=force)
             run.execute(progress)
@@ -134,7 +137,7 @@ def run_grid(
 
 class _Run:
     """One run of the driver over an output folder it has locked: what it plans, what it
-    has in flight, what it wrote, and its manifest ``runs/<run_id>.json``."""
+    has in flight, what it wrote, and its manifest."""
 
     def __init__(self, grid: Grid, store: Store, cells: Sequence[Cell], shard: Shard | None,
                  *, backend: str, workers: int | None, address: str | None,
@@ -143,14 +146,14 @@ class _Run:
         self.backend, self.workers, self.address = backend, workers, address
         self.run_id = new_run_id()
         store.create()
-        store.open_journal(self.run_id, self._shard_text)
+        store.open_journal(self.run_id, shard)
         self.plan = plan_run(cells, store, retry_failed=retry_failed, force=force)
         self.provenance = run_provenance()
         self.info: dict[str, Any] = {
             "run_id": self.run_id, "grid": grid.name, "grid_file": grid.path,
             "schema_version": SCHEMA_VERSION, "backend": backend, "workers": workers,
             "address": address, "retry_failed": retry_failed, "force": force,
-            "shard": self._shard_text, **location.job_fields(),
+            "shard": str(shard) if shard else None, **location.job_fields(),
             "started_at": datetime.now(UTC).isoformat(), "cells_in_grid": len(grid.cells),
             "cells_to_run": len(self.plan.to_run), "already_ok": len(self.plan.already_ok),
             "kept_failed": len(self.plan.kept_failed), "driver": store.holder_name(),
@@ -159,11 +162,7 @@ class _Run:
         _write_manifest(store, grid, self.run_id, self.info)
         self.results: dict[str, CellResult] = {}
         self.inflight: dict[str, tuple[Cell, datetime]] = {}
-        self.track = inflight_path(store.out, self.run_id)
-
-    @property
-    def _shard_text(self) -> str | None:
-        return str(self.shard) if self.shard else None
+        self.track = store.folder.inflight(self.run_id)
 
     def execute(self, progress: bool | None) -> None:
         """Run the planned cells and merge the results; on a stop, record the cells in
@@ -179,7 +178,7 @@ class _Run:
             with stopping.interruptible():  # the merge is safe to stop anywhere
                 self.store.merge_journal()
                 stopping.pause_point("merge")
-                self.store.compact(self._shard_text)
+                self.store.compact(self.shard)
         except (KeyboardInterrupt, Preempted) as stop:
             # The executor is closed by now (its workers killed): record what they ran.
             why = (f"{stop.args[0] if stop.args else 'SIGTERM'} (preemption, time limit or "
@@ -199,7 +198,7 @@ class _Run:
 
     def _run_cells(self, bar: Progress | None) -> None:
         with make_executor(self.backend, workers=self.workers, address=self.address,
-                           log_dir=self.store.out / "logs") as executor:
+                           log_dir=self.store.folder.logs_dir) as executor:
             for event in executor.run(self.plan.to_run):
                 cell = event.cell
                 if not isinstance(event, Finished):
@@ -250,7 +249,7 @@ def _errors(store: Store) -> dict[str, str]:
 
 
 def _log_failure(store: Store, cell: Cell, result: CellResult) -> None:
-    """Append the traceback tail of a failed cell to ``<out>/logs/failures.log``."""
-    with open(store.out / "logs" / "failures.log", "a") as f:
+    """Append the traceback tail of a failed cell to the folder's failures log."""
+    with open(store.folder.failures_log, "a") as f:
         f.write(f"=== {datetime.now(UTC).isoformat()} {cell.cell_id} {cell.label()} "
                 f"[{result.status}] on {result.worker}\n{result.traceback}\n")

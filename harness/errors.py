@@ -36,6 +36,11 @@ class DataError(InputError):
     """A data file is missing, unreadable or malformed."""
 
 
+class DamagedFile(DataError):
+    """A file of an output folder that cannot be read (a half-copied folder, a full disk);
+    it has been set aside in the folder's ``damaged/``, never deleted."""
+
+
 class Preempted(BaseException):
     """The driver was told to stop from outside (SIGTERM or SIGUSR1: Slurm preemption, the
     time-limit warning, scancel). A BaseException, like KeyboardInterrupt, so that no

@@ -1,13 +1,13 @@
 """The journal: where a run records each finished cell attempt the moment it arrives.
 
-One append-only file per run and segment, ``<out>/journal/<owner>.<run_id>.<n>.jsonl``:
+One append-only file per run and segment (``OutputFolder.segment`` names it):
 each attempt is one line of compact JSON (the cells row without its null fields, and the
 history as value lists), written with a single ``write`` and ``fdatasync``-ed before the
 driver moves on, so a ``kill -9`` or a power cut at any moment loses no finished attempt.
 The cost of a record is one append, the same for the first cell as for the millionth.
 The store turns segments into Parquet part files (``Store.compact``) and reads unmerged
 segments together with the Parquet files; a torn last line (a power cut inside a write)
-is ignored. ``owner`` is ``all`` or ``shard-I-of-N``: a shard's driver merges only its own.
+is ignored. A shard's driver merges only its own segments.
 """
 
 from __future__ import annotations
@@ -19,14 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-JOURNAL = "journal"
 HISTORY_FIELDS = ("step", "epoch", "wall_s", "split", "metric", "value")
-
-
-def owner_tag(shard: str | None) -> str:
-    """The owner part of a segment's name: ``all``, or ``shard-I-of-N`` for shard
-    ``"I/N"``."""
-    return "all" if shard is None else "shard-" + shard.replace("/", "-of-")
 
 
 def _encode(value: Any) -> Any:
@@ -67,15 +60,6 @@ class Segment:
 
     def close(self) -> None:
         os.close(self._fd)
-
-
-def segments(out: Path, owner: str | None = None) -> list[Path]:
-    """The journal files of folder ``out`` (of one ``owner`` tag if given), oldest first."""
-    folder = out / JOURNAL
-    if not folder.is_dir():
-        return []
-    pattern = f"{owner}.*.jsonl" if owner else "*.jsonl"
-    return sorted(folder.glob(pattern), key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
 def read_segment(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ParamError
+from .vocabulary import Role
 
 REQUIRED = object()  # sentinel: the parameter has no default
 _FLOAT_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -32,6 +33,8 @@ class Param:
         nullable: ``null`` (None) is allowed.
         identity: part of the cell's identity. False for *where* something is (a data
             directory) rather than *what* is computed, so moving data keeps cell ids.
+        role: what the engine does with the parameter's column, e.g.
+            ``harness.vocabulary.DATASET`` (None: nothing special).
     """
 
     kind: type
@@ -44,10 +47,13 @@ class Param:
     high_open: bool = False
     nullable: bool = False
     identity: bool = True
+    role: Role | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise TypeError(f"Param kind must be one of {list(KINDS.values())}, not {self.kind}")
+        if self.role is not None and not isinstance(self.role, Role):
+            raise TypeError(f"Param role must be a harness.vocabulary.Role, not {self.role!r}")
 
     @property
     def required(self) -> bool:

@@ -32,9 +32,9 @@ from typing import Any, ClassVar
 
 from . import registry
 from .cell import RESERVED
-from .errors import RegistrationError
 from .params import Param, validate_params
 from .timing import synchronize
+from .vocabulary import Role, check_declarations
 
 
 class Diverged(Exception):
@@ -43,11 +43,18 @@ class Diverged(Exception):
 
 @dataclass(frozen=True)
 class Metric:
-    """A declared metric column: its type (float, int or str), meaning and unit."""
+    """A declared metric column: its type (float, int or str), meaning, unit (``"s"`` for a
+    duration) and role (what the engine does with it, e.g.
+    ``harness.vocabulary.PER_ITERATION``; None: nothing special)."""
 
     kind: type = float
     doc: str = ""
     unit: str = ""
+    role: Role | None = None
+
+    def __post_init__(self) -> None:
+        if self.role is not None and not isinstance(self.role, Role):
+            raise TypeError(f"Metric role must be a harness.vocabulary.Role, not {self.role!r}")
 
 
 class Plugin(ABC):
@@ -70,7 +77,7 @@ class Plugin(ABC):
             clash = RESERVED & set(cls.parameters)
             if clash:
                 raise TypeError(f"{cls.__name__}: parameter names {sorted(clash)} are reserved")
-            _check_column_types(cls)
+            check_declarations(cls)
             registry.register(cls.kind, cls)
 
     @classmethod
@@ -96,30 +103,6 @@ class Plugin(ABC):
         """The first paragraph of the docstring, on one line."""
         doc = inspect.getdoc(cls) if cls.__doc__ else ""
         return " ".join((doc or "").split("\n\n")[0].split())
-
-
-def columns_of(cls: type[Plugin]) -> dict[str, type]:
-    """The result columns a plug-in declares, with their types: ``p_``/``s_`` + each
-    parameter, and each metric."""
-    prefix = "p_" if cls.kind == "problem" else "s_"
-    cols = {prefix + name: p.kind for name, p in cls.parameters.items()}
-    cols.update({name: m.kind for name, m in cls.metrics.items()})
-    return cols
-
-
-def _check_column_types(cls: type[Plugin]) -> None:
-    """Refuse a plug-in that declares a column another one declares with another type:
-    every file of a folder shares one schema, so the two could never be written."""
-    mine = columns_of(cls)
-    for other in [*registry.table("problem").values(), *registry.table("strategy").values()]:
-        if other.name == cls.name and other.kind == cls.kind:
-            continue
-        for col, kind in columns_of(other).items():
-            if col in mine and mine[col] is not kind:
-                raise RegistrationError(
-                    f"{cls.kind} {cls.name} ({cls.__module__}) declares column {col!r} as "
-                    f"{mine[col].__name__}, but {other.kind} {other.name} ({other.__module__}) "
-                    f"declares it as {kind.__name__}; use one type or another name")
 
 
 class RunContext:

@@ -11,16 +11,17 @@ from __future__ import annotations
 from collections import defaultdict
 from importlib import resources
 
-from . import registry
-from .schema import CORE_COLUMNS, HISTORY_COLUMNS, Column
+from . import vocabulary
+from .schema import CORE_COLUMNS, HISTORY_COLUMNS, Column, arrow_type
 
 TEMPLATE = "results_doc.md.in"
-_TYPES = {int: "int64", float: "double", str: "string", bool: "bool"}
 
 
-def _table(rows: list[tuple[str, str, str]]) -> str:
-    lines = ["| column | type | meaning |", "|---|---|---|"]
-    lines += [f"| `{name}` | {kind} | {doc.replace('|', '/')} |" for name, kind, doc in rows]
+def _table(rows: list[tuple[str, ...]], header: tuple[str, ...] = ("column", "type", "meaning")
+           ) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [f"| `{row[0]}` | " + " | ".join(c.replace("|", "/") for c in row[1:]) + " |"
+              for row in rows]
     return "\n".join(lines)
 
 
@@ -30,29 +31,25 @@ def _core(columns: list[Column]) -> list[tuple[str, str, str]]:
 
 
 def _plugin_tables() -> tuple[str, str]:
-    """(parameters, metrics) tables: one row per column, each owner's words."""
-    found: dict[str, dict[str, dict[str, list[str]]]] = {"p": defaultdict(lambda: defaultdict(
-        list)), "m": defaultdict(lambda: defaultdict(list))}
-    kinds: dict[str, str] = {}
-    for kind, table, prefix in (("problem", registry.problems(), "p_"),
-                                ("strategy", registry.strategies(), "s_")):
-        for name, cls in table.items():
-            for pname, param in cls.parameters.items():
-                found["p"][prefix + pname][param.doc].append(f"{kind} {name}")
-                kinds[prefix + pname] = _TYPES[param.kind]
-            for mname, metric in cls.metrics.items():
-                found["m"][mname][metric.doc].append(name)
-                kinds[mname] = _TYPES[metric.kind]
+    """(parameters, metrics) tables: one row per column with its type, role and each
+    owner's words (owners with the same words on one line)."""
+    rows: dict[bool, list[tuple[str, ...]]] = {True: [], False: []}
+    for col, term in vocabulary.terms().items():
+        words: dict[str, list[str]] = defaultdict(list)
+        for owner, doc in term.docs():
+            words[doc].append(owner.name if term.kind == vocabulary.METRIC
+                              else f"{owner.kind} {owner.name}")
+        meaning = "; ".join(f"{o}: {d}" for o, d in sorted(
+            (", ".join(sorted(owners)), doc) for doc, owners in words.items()))
+        rows[term.kind == vocabulary.METRIC].append(
+            (col, str(arrow_type(term.type)), term.role.name if term.role else "", meaning))
+    header = ("column", "type", "role", "meaning")
+    return _table(rows[False], header), _table(rows[True], header)
 
-    def rows(table: dict[str, dict[str, list[str]]]) -> list[tuple[str, str, str]]:
-        out = []
-        for col in sorted(table):
-            parts = sorted((", ".join(sorted(owners)), doc) for doc, owners in
-                           table[col].items())
-            out.append((col, kinds[col], "; ".join(f"{o}: {d}" for o, d in parts)))
-        return out
 
-    return _table(rows(found["p"])), _table(rows(found["m"]))
+def _roles() -> str:
+    """The roles a column can be declared with, and what the engine does with each."""
+    return _table([(r.name, r.meaning) for r in vocabulary.ROLES], ("role", "meaning"))
 
 
 def render() -> str:
@@ -66,4 +63,5 @@ def render() -> str:
               f"### metrics (one per declared metric)\n\n{metrics}"]
     template = resources.files("harness").joinpath(TEMPLATE).read_text()
     text = template.replace("{cells_columns}", "\n\n".join(cells))
+    text = text.replace("{roles}", _roles())
     return text.replace("{history_columns}", _table(_core(HISTORY_COLUMNS)))

@@ -8,6 +8,7 @@ from . import registry
 from .cell import Cell
 from .result import CellResult
 from .variant import variant_label
+from .vocabulary import PROBLEM, STRATEGY, parameter_columns
 
 
 def cell_row(cell: Cell, result: CellResult, *, attempt: int, run_id: str,
@@ -42,8 +43,8 @@ def cell_row(cell: Cell, result: CellResult, *, attempt: int, run_id: str,
         "git_sha": provenance.get("git_sha"), "git_dirty": provenance.get("git_dirty"),
         "python": result.python, "torch": result.torch, "cuda": result.cuda,
     }
-    row.update({f"p_{k}": v for k, v in cell.problem_params.items()})
-    row.update({f"s_{k}": v for k, v in cell.strategy_params.items()})
+    row.update(parameter_columns(PROBLEM, cell.problem_params))
+    row.update(parameter_columns(STRATEGY, cell.strategy_params))
     row.update(result.metrics)
     return row
 

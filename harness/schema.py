@@ -1,9 +1,9 @@
 """The results schema: every column of ``cells/`` and ``history/``, its type and meaning.
 
-The cells schema is the core columns plus one typed column per parameter (``p_<name>`` for
-problems, ``s_<name>`` for strategies) and per metric of every registered plug-in, so all
-files written by one version of the harness share one schema and a folder reads as one
-table. docs/results.md documents every column (a test keeps it in step with this module).
+The cells schema is the core columns plus one typed column per parameter and per metric of
+every registered plug-in (named by :mod:`harness.vocabulary`), so all files written by one
+version of the harness share one schema and a folder reads as one table. docs/results.md
+documents every column (a test keeps it in step with this module).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import registry
 from .cell import SCHEMA_VERSION
+from .vocabulary import METRIC, terms
 
 _ARROW = {int: pa.int64(), float: pa.float64(), str: pa.string(), bool: pa.bool_()}
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -132,31 +132,21 @@ HISTORY_SCHEMA = pa.schema([(c.name, c.type) for c in HISTORY_COLUMNS],
 
 
 def plugin_columns() -> list[Column]:
-    """Parameter and metric columns of every registered plug-in (sorted, deduplicated).
-
-    Two plug-ins may share a column (e.g. two problems with ``dataset``) only with the same
-    type; a clash is a programming error caught by the contract tests."""
-    cols: dict[str, Column] = {}
-
-    def add(name: str, kind: type, doc: str, group: str) -> None:
-        col = Column(name, _ARROW[kind], doc, group)
-        old = cols.get(name)
-        if old is not None and old.type != col.type:
-            raise TypeError(f"column {name!r} declared as {old.type} and {col.type}")
-        cols.setdefault(name, col)
-
-    for kind, table, prefix in (("problem", registry.problems(), "p_"),
-                                ("strategy", registry.strategies(), "s_")):
-        for cls in table.values():
-            for pname, param in cls.parameters.items():
-                add(prefix + pname, param.kind, f"{kind} {cls.name}: {param.doc}", "parameters")
-            for mname, metric in cls.metrics.items():
-                add(mname, metric.kind, f"{cls.name}: {metric.doc}", "metrics")
-    core = {c.name for c in CORE_COLUMNS}
-    clash = core & set(cols)
+    """Parameter and metric columns of every registered plug-in (parameters first, each
+    group sorted), from :func:`harness.vocabulary.terms`, which holds each to one type."""
+    cols = [Column(t.column, arrow_type(t.type), "; ".join(f"{o.kind} {o.name}: {doc}"
+                                                          for o, doc in t.docs()),
+                   "metrics" if t.kind == METRIC else "parameters")
+            for t in terms().values()]
+    clash = {c.name for c in CORE_COLUMNS} & {c.name for c in cols}
     if clash:
         raise TypeError(f"plug-in columns {sorted(clash)} collide with core columns")
-    return sorted(cols.values(), key=lambda c: (c.group != "parameters", c.name))
+    return sorted(cols, key=lambda c: (c.group != "parameters", c.name))
+
+
+def arrow_type(kind: type) -> pa.DataType:
+    """The Arrow type of a declared ``int``, ``float``, ``str`` or ``bool`` column."""
+    return _ARROW[kind]
 
 
 def cells_schema() -> pa.Schema:
@@ -185,17 +175,10 @@ def timing_columns() -> frozenset[str]:
     """Columns that are durations in seconds: the core timings (``wall_s``, ``train_s``, …)
     and every declared metric with unit ``s``."""
     names = {c.name for c in _core() if c.group == "timing" and c.type == pa.float64()}
-    for table in (registry.problems(), registry.strategies()):
-        for cls in table.values():
-            names |= {m for m, metric in cls.metrics.items() if metric.unit == "s"}
-    return frozenset(names)
+    return frozenset(names | {c for c, t in terms().items() if t.kind == METRIC and t.unit == "s"})
 
 
 def deterministic_metric_columns() -> list[str]:
     """Metric columns that the same cell reproduces exactly on any backend or machine
     (every declared metric except timings, unit ``s``)."""
-    names = set()
-    for table in (registry.problems(), registry.strategies()):
-        for cls in table.values():
-            names |= {m for m, metric in cls.metrics.items() if metric.unit != "s"}
-    return sorted(names)
+    return [c for c, t in terms().items() if t.kind == METRIC and t.unit != "s"]

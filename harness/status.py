@@ -2,24 +2,24 @@
 progress and, for submitted grids, the Slurm queue.
 
 Each grid cell gets one state: its latest recorded status (``ok``, ``error``, …,
-``preempted``) or, while not finished, ``running`` (listed in a live run's
-``runs/*.inflight.json``), ``pending`` (its Slurm job or array task is queued or running but
+``preempted``) or, while not finished, ``running`` (listed in a live run's in-flight
+file), ``pending`` (its Slurm job or array task is queued or running but
 has not reached it), or ``not run``. The scheduler is asked once per call, about every job
 of the folder together (see :mod:`harness.slurm.scheduler`).
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cell import CELLS_FILE, Cell, cells_from_json
+from .cell import Cell, cells_from_json
 from .errors import InputError
+from .folder import OutputFolder, read_json
 from .location import JOB_COLUMN
 from .result import OK, PREEMPTED, SKIPPED
-from .shard import shard_of
+from .shard import Shard, shard_of
 from .slurm import scheduler
 from .slurm.jobs import Job, load_jobs
 from .store import Store
@@ -51,14 +51,16 @@ class FolderStatus:
         return Counter(c.state for c in self.cells)
 
 
-def _grid_cells(out: Path) -> list[Cell] | None:
-    """The folder's grid as cells: its expansion (``grid.cells.json``) when it is current,
-    else the grid expanded here (which imports the plug-ins: seconds)."""
-    grid_file = out / "grid.yaml"
-    if not grid_file.exists():
+def _grid_cells(folder: OutputFolder) -> list[Cell] | None:
+    """The folder's grid as cells: its expansion when it is current, else the grid
+    expanded here (which imports the plug-ins: seconds)."""
+    grid_file = folder.grid_file
+    try:
+        grid_text = grid_file.read_text()
+    except OSError:
         return None
     try:
-        cells = cells_from_json((out / CELLS_FILE).read_text(), grid_file.read_text())
+        cells = cells_from_json(folder.cells_file.read_text(), grid_text)
     except OSError:
         cells = None
     if cells is not None:
@@ -66,36 +68,47 @@ def _grid_cells(out: Path) -> list[Cell] | None:
     from .grid import parse_grid
 
     try:
-        return parse_grid(grid_file.read_text(), str(grid_file), check_inputs=False).cells
+        return parse_grid(grid_text, str(grid_file), check_inputs=False).cells
     except InputError:
         return None
 
 
-def _live_runs(out: Path, queue: dict[str, str]) -> dict[str, str | None]:
+def _live_runs(folder: OutputFolder, queue: dict[str, str]) -> dict[str, str | None]:
     """Cells listed as in flight by runs that are still alive (→ their Slurm job, if any):
-    under Slurm, runs whose job is running; otherwise, runs with no end time whose driver
+    under Slurm, the latest run of each job and shard whose job is running (a requeued
+    task's killed run left its list behind); otherwise, runs with no end time whose driver
     still holds the folder's (or its shard's) lock — a run killed with ``kill -9`` holds
     none, so its cells read as not run."""
+    latest: dict[tuple[str, str | None], str] = {}  # (job, shard) → its newest run
+    manifests = {}
+    for run_id in folder.run_ids():
+        info = read_json(folder.manifest(run_id))
+        if isinstance(info, dict):
+            manifests[run_id] = info
+            if info.get(JOB_COLUMN):
+                latest[(info[JOB_COLUMN], info.get("shard"))] = run_id
     cells: dict[str, str | None] = {}
-    for track in (out / "runs").glob("*.inflight.json"):
-        manifest = track.with_name(track.name.replace(".inflight.json", ".json"))
-        try:
-            info = json.loads(manifest.read_text())
-            listed = json.loads(track.read_text())
-        except (OSError, ValueError):
-            continue  # the run ended while we looked
+    for run_id, info in manifests.items():
+        listed = folder.inflight_cells(run_id)
+        if listed is None:
+            continue  # the run ended (or ended while we looked)
         job = info.get(JOB_COLUMN)
-        alive = (scheduler.ACTIVE.get(queue.get(job, "")) == RUNNING if job
-                 else "finished_at" not in info and _holds_lock(out, info))
+        alive = (scheduler.ACTIVE.get(queue.get(job, "")) == RUNNING
+                 and latest[(job, info.get("shard"))] == run_id if job
+                 else "finished_at" not in info and _holds_lock(folder, info))
         if alive:
             cells.update(dict.fromkeys(listed, job))
     return cells
 
 
-def _holds_lock(out: Path, info: dict) -> bool:
+def _holds_lock(folder: OutputFolder, info: dict) -> bool:
     """Whether the run of manifest ``info`` still holds its lock (older manifests, which
     do not name their driver: whether anyone does)."""
-    holder = Store(out).lock_holder(info.get("shard"))
+    try:
+        shard = Shard.parse(info["shard"]) if info.get("shard") else None
+    except InputError:
+        return False  # not a manifest this version wrote: its run is long gone
+    holder = Store(folder.root).lock_holder(shard)
     return holder is not None and holder == info.get("driver", holder)
 
 
@@ -142,8 +155,9 @@ def _task_summary(job: Job, cells: list[Cell], done: set[str], queue: dict[str, 
 
 def folder_status(out: Path) -> FolderStatus:
     """Merge the results, the runs in progress and the Slurm queue of ``out``."""
+    folder = OutputFolder(out)
     latest = Store(out).latest_status()
-    cells = _grid_cells(out)
+    cells = _grid_cells(folder)
     if cells is None:  # no grid copy: only what is recorded
         rows = Store(out).cells()
         return FolderStatus(cells=[], recorded=len(rows))
@@ -154,12 +168,12 @@ def folder_status(out: Path) -> FolderStatus:
     if jobs:
         ids = [j.job_id for j in jobs]
         try:
-            queue = scheduler.queue_states(ids, cache=out / "slurm" / ".squeue.json")
+            queue = scheduler.queue_states(ids, cache=folder.queue_cache)
         except InputError as err:  # e.g. the folder was copied off the cluster
             note = f"the Slurm queue could not be read ({err}); showing the results only"
         queued_jobs = {k.split("_")[0] for k in queue}
         finals = scheduler.final_states([i for i in ids if i not in queued_jobs])
-    inflight = _live_runs(out, queue)
+    inflight = _live_runs(folder, queue)
     states = []
     for cell in cells:
         recorded = latest.get(cell.cell_id, (None, 0))[0]

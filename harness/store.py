@@ -1,4 +1,5 @@
-"""The results store: Parquet datasets ``<out>/cells/`` and ``<out>/history/``.
+"""The results store: the Parquet tables ``cells/`` and ``history/`` of an output folder
+(:class:`harness.folder.OutputFolder` names every path).
 
 Each finished cell attempt, whatever its status, is recorded at once as one durable line
 of the run's journal (:mod:`harness.journal`): constant cost per cell, about a kilobyte on
@@ -8,7 +9,9 @@ written to a temporary file, fsynced and renamed), and at the end of an unsharde
 part files into one. Readers here (``load_cells``, ``harness status``, reports) read the
 Parquet files and the journal not yet merged; a plain Parquet reader sees an attempt once
 it is merged. Rows are keyed by (cell_id, attempt), and readers drop the duplicates a
-crash during a merge can leave. See docs/results.md.
+crash during a merge can leave. A file no reader can read (a half-copied folder, a full
+disk) is moved to ``damaged/`` and named in one line, never deleted; the rest of the folder
+reads without it. See docs/results.md.
 """
 
 from __future__ import annotations
@@ -31,15 +34,15 @@ import pyarrow.parquet as pq
 
 from . import journal
 from .atomic import replacing
-from .errors import InputError
+from .errors import DamagedFile, InputError
+from .folder import CELLS, HISTORY, OutputFolder
 from .schema import HISTORY_SCHEMA, cells_schema, core_cells_schema
+from .shard import Shard
 
 T = TypeVar("T")
-CELLS, HISTORY = "cells", "history"
 KEY_ORDER = [("cell_id", "ascending"), ("attempt", "ascending")]  # of rows in a part file
 # a journal segment is merged into Parquet after this many attempts or seconds
 FLUSH_RECORDS, FLUSH_S = 10_000, 60.0
-_TMP_PREFIX = "."  # pyarrow.dataset and DuckDB's *.parquet globs skip these
 
 
 def write_atomic(table: pa.Table, path: Path) -> None:
@@ -47,12 +50,6 @@ def write_atomic(table: pa.Table, path: Path) -> None:
     so across a power cut."""
     with replacing(path, durable=True) as tmp:
         pq.write_table(table, tmp)
-
-
-def _parquet_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith(_TMP_PREFIX))
 
 
 _ATTEMPT_FILE = re.compile(r"^(?P<cell>[0-9a-f]{16})-a(?P<attempt>\d+)\.parquet$")
@@ -151,51 +148,51 @@ def _with_old_columns(schema: pa.Schema, files: list[Path],
     return pa.schema([*schema, *extra], metadata=schema.metadata) if extra else schema
 
 
-def _lock_name(shard: str | None) -> str:
-    """The lock file of the folder, or of shard ``"I/N"``."""
-    return ".lock" if shard is None else ".lock-shard-" + shard.replace("/", "-of-")
-
-
 class Store:
-    """Reads and writes one output folder."""
+    """Reads and writes one output folder. ``on_damage``: what to do with the one-line
+    message about a file no reader can read, once it is set aside; None (readers): raise
+    :class:`~harness.errors.DamagedFile` (exit code 2); a writer that can go on without the
+    file (a resumed run reruns its cells) passes a function that prints it."""
 
-    def __init__(self, out: str | Path):
-        self.out = Path(out)
-        self.cells_dir = self.out / CELLS
-        self.history_dir = self.out / HISTORY
+    def __init__(self, out: str | Path, *, on_damage: Callable[[str], None] | None = None):
+        self.folder = OutputFolder(out)
+        self.out = self.folder.root
+        self.cells_dir = self.folder.cells_dir
+        self.history_dir = self.folder.history_dir
+        self.on_damage = on_damage
         self._segment: journal.Segment | None = None
-        self._owner, self._run, self._segments_opened = "all", uuid.uuid4().hex[:12], 0
+        self._shard: Shard | None = None
+        self._run, self._segments_opened = uuid.uuid4().hex[:12], 0
 
-    def open_journal(self, run_id: str, shard: str | None = None) -> None:
+    def open_journal(self, run_id: str, shard: Shard | None = None) -> None:
         """Name the journal segments this store writes after run ``run_id`` (and ``shard``,
         whose driver merges only its own)."""
-        self._owner, self._run = journal.owner_tag(shard), run_id
+        self._shard, self._run = shard, run_id
 
     def create(self) -> None:
-        for d in (self.cells_dir, self.history_dir, self.out / "runs", self.out / "logs"):
-            d.mkdir(parents=True, exist_ok=True)
+        self.folder.create()
 
     @contextlib.contextmanager
-    def lock(self, shard: str | None = None) -> Iterator[None]:
+    def lock(self, shard: Shard | None = None) -> Iterator[None]:
         """Exclusive use of the folder by one driver; a second one fails with exit code 2.
 
-        With ``shard`` (e.g. ``"3/8"``: one Slurm array task) the folder is shared with the
-        drivers of the other shards and only that shard is exclusive."""
+        With ``shard`` (one Slurm array task) the folder is shared with the drivers of the
+        other shards and only that shard is exclusive."""
         self.out.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as stack:
             if shard is None:
-                stack.enter_context(self._flock(".lock", fcntl.LOCK_EX))
+                stack.enter_context(self._flock(self.folder.lock_file(), fcntl.LOCK_EX))
             else:
-                stack.enter_context(self._flock(".lock", fcntl.LOCK_SH))
-                stack.enter_context(self._flock(_lock_name(shard), fcntl.LOCK_EX))
+                stack.enter_context(self._flock(self.folder.lock_file(), fcntl.LOCK_SH))
+                stack.enter_context(self._flock(self.folder.lock_file(shard), fcntl.LOCK_EX))
             yield
 
-    def lock_holder(self, shard: str | None = None) -> str | None:
+    def lock_holder(self, shard: Shard | None = None) -> str | None:
         """Who holds the folder's lock (``"pid N on HOST"``, as the driver wrote it), or
         None when no live driver does: a driver killed with ``kill -9`` releases its lock
         with its process. ``shard``: the lock of that shard instead."""
         try:
-            fd = os.open(self.out / _lock_name(shard), os.O_RDONLY)
+            fd = os.open(self.folder.lock_file(shard), os.O_RDONLY)
         except FileNotFoundError:
             return None
         try:
@@ -215,8 +212,8 @@ class Store:
         return f"pid {os.getpid()} on {os.uname().nodename}"
 
     @contextlib.contextmanager
-    def _flock(self, name: str, mode: int) -> Iterator[None]:
-        fd = os.open(self.out / name, os.O_RDWR | os.O_CREAT, 0o644)
+    def _flock(self, path: Path, mode: int) -> Iterator[None]:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, mode | fcntl.LOCK_NB)
@@ -236,8 +233,8 @@ class Store:
         """Persist one cell attempt (its cells row and history rows): durable on return."""
         if self._segment is None:
             self._segments_opened += 1
-            name = f"{self._owner}.{self._run}.{self._segments_opened}.jsonl"
-            self._segment = journal.Segment(self.out / journal.JOURNAL / name)
+            self._segment = journal.Segment(
+                self.folder.segment(self._shard, self._run, self._segments_opened))
         self._segment.append(journal.encode(row, history))
         if (self._segment.records >= FLUSH_RECORDS
                 or time.monotonic() - self._segment.opened >= FLUSH_S):
@@ -247,45 +244,83 @@ class Store:
         """Turn this writer's journal segments (its owner's: a killed run's too) into one
         Parquet part file per folder, then delete them; safe to interrupt at any point."""
         self.close()
-        segs = journal.segments(self.out, self._owner)
+        segs = self.folder.segments(self._shard, any_owner=False)
         if not segs:
             return
         cells, history = self._journal_tables(segs)
-        name = self._part_name(self._owner)
+        token = uuid.uuid4().hex[:12]
         if len(history):
-            write_atomic(history.sort_by(KEY_ORDER), self.history_dir / name)
-        write_atomic(cells.sort_by(KEY_ORDER), self.cells_dir / name)
+            write_atomic(history.sort_by(KEY_ORDER),
+                         self.folder.new_part(HISTORY, self._shard, token))
+        write_atomic(cells.sort_by(KEY_ORDER), self.folder.new_part(CELLS, self._shard, token))
         for p in segs:
             p.unlink()
 
-    def compact(self, shard: str | None = None) -> None:
+    def compact(self, shard: Shard | None = None) -> None:
         """Merge the journal into Parquet and then the part files into one per folder:
         all of them, or with ``shard`` only that shard's (other shards write at the same
         time). Safe to interrupt at any point."""
         self.merge_journal()
-        owner = journal.owner_tag(shard)
-        leftover = journal.segments(self.out) if shard is None else []  # killed shards'
+        leftover = self.folder.segments() if shard is None else []  # killed shards'
         cells, history = self._journal_tables(leftover)
-        for folder, schema, unmerged in ((self.cells_dir, cells_schema(), cells),
-                                         (self.history_dir, HISTORY_SCHEMA, history)):
-            files = _parquet_files(folder)
-            if shard is not None:
-                files = [p for p in files if p.name.startswith(f"part-{owner}-")]
+        token = uuid.uuid4().hex[:12]
+        for kind, schema, unmerged in ((CELLS, cells_schema(), cells),
+                                       (HISTORY, HISTORY_SCHEMA, history)):
+            files = self._parts(kind, shard, any_owner=shard is None)
             unmerged = [unmerged] if len(unmerged) else []
             if not unmerged and len(files) <= 1:
                 continue  # already one file (journal rows are always written out)
             table = _read(files, schema, unmerged)
             table = table.sort_by(KEY_ORDER)
-            write_atomic(table, folder / self._part_name(owner))
+            write_atomic(table, self.folder.new_part(kind, shard, token))
             for p in files:
                 p.unlink()
         for p in leftover:
             p.unlink()
 
-    @staticmethod
-    def _part_name(owner: str) -> str:
-        """A new part file's name: ``part-<owner>-<random>.parquet``."""
-        return f"part-{owner}-{uuid.uuid4().hex[:12]}.parquet"
+    # -- damaged files ----------------------------------------------------------------
+    def _parts(self, kind: str, shard: Shard | None = None, *, any_owner: bool = True
+               ) -> list[Path]:
+        """The part files of a table whose footer reads; the others are set aside."""
+        intact = []
+        for path in self.folder.parts(kind, shard, any_owner=any_owner):
+            try:
+                pq.read_schema(path)  # the footer: what a half-copied file lacks
+            except FileNotFoundError:
+                raise  # merged away meanwhile: the caller reads again (_reading)
+            except (pa.ArrowException, OSError) as err:
+                self._damaged(path, "not a readable Parquet file", err)
+            else:
+                intact.append(path)
+        return intact
+
+    def _read_segment(self, path: Path) -> tuple[list[dict], list[dict]]:
+        """A segment's rows, or none when it is damaged (it is then set aside)."""
+        try:
+            return journal.read_segment(path)
+        except FileNotFoundError:
+            raise
+        except (ValueError, KeyError, TypeError, OSError) as err:
+            self._damaged(path, "not a readable journal file", err)
+            return [], []
+
+    def _damaged(self, path: Path, what: str, err: BaseException) -> None:
+        """Set ``path`` aside in ``damaged/`` and say so in one line (see ``on_damage``)."""
+        # the reader's first sentence says what is wrong ("Parquet magic bytes not found
+        # in footer"); the rest of it is advice this line gives better
+        reason = (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
+        try:
+            where = f"moved to {self.folder.set_aside(path)}"
+        except FileNotFoundError:
+            where = f"moved to {self.folder.damaged_dir}/ by another reader"
+        except OSError as move:
+            where = f"could not be moved aside ({move.strerror}): move it out of the folder"
+        message = (f"{what} ({reason.rstrip('.')}); {where}, so that the rest of the folder "
+                   "reads. Its cells count as not run (harness run reruns them) until you "
+                   "put an intact copy back")
+        if self.on_damage is None:
+            raise DamagedFile(message, file=str(path))
+        self.on_damage(f"{path}: {message}")
 
     def close(self) -> None:
         """Close the open journal segment (its records are durable already)."""
@@ -300,7 +335,7 @@ class Store:
         rows: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
         for p in segs:
-            r, h = journal.read_segment(p)
+            r, h = self._read_segment(p)
             rows += r
             history += h
         return (_rows_table(rows, schema or cells_schema()),
@@ -331,8 +366,8 @@ class Store:
         only (cheap even for large folders)."""
         def read() -> list[pa.Table]:
             # the journal before the Parquet files: see _read_all
-            rows = [r for p in journal.segments(self.out) for r in journal.read_segment(p)[0]]
-            files = _parquet_files(self.cells_dir)
+            rows = [r for p in self.folder.segments() for r in self._read_segment(p)[0]]
+            files = self._parts(CELLS)
             parts = [ds.dataset([str(p) for p in files], format="parquet").to_table(
                 columns=["cell_id", "attempt", "status"])] if files else []
             return [*parts, pa.Table.from_pylist(
@@ -353,11 +388,11 @@ class Store:
         files. In that order, a merge running meanwhile (part file written, then the
         journal deleted) leaves each attempt seen at least once (twice is deduplicated);
         the other order could miss the attempts it moved."""
-        segs = journal.segments(self.out)
-        folder, schema = ((self.cells_dir, schema or cells_schema()) if which == 0 else
-                          (self.history_dir, HISTORY_SCHEMA))
+        segs = self.folder.segments()
+        kind, schema = ((CELLS, schema or cells_schema()) if which == 0 else
+                        (HISTORY, HISTORY_SCHEMA))
         table = self._journal_tables(segs, schema)[which] if segs else None
-        return _read(_parquet_files(folder), schema,
+        return _read(self._parts(kind), schema,
                      [table] if table is not None and len(table) else [])
 
 

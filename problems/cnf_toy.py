@@ -18,11 +18,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from harness.solvers.node import NodeSolution
+from harness.solvers.node import problem as cnf
 
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
+from harness.vocabulary import DATASET
 
-from .cnf_base import CNF_METRICS, DTYPES, CNFTask, build_model, cnf_parameters, evaluate_cnf
 from .datasets.toy2d import GENERATORS, sample_toy
 
 # Independent streams of the seed: training batches, validation, test, generated samples.
@@ -36,22 +37,23 @@ class CNFToy(Problem):
     name = "cnf_toy"
     family = "node"
     parameters: ClassVar[dict[str, Param]] = {
-        "dataset": Param(str, "8gaussians", "toy density", choices=tuple(GENERATORS)),
-        **cnf_parameters(),
+        "dataset": Param(str, "8gaussians", "toy density", choices=tuple(GENERATORS),
+                         role=DATASET),
+        **cnf.cnf_parameters(),
         "n_val": Param(int, 1000, "fixed validation samples", low=1),
         "n_test": Param(int, 2000, "held-out test samples", low=1),
         "n_samples": Param(int, 1000, "generated samples logged for the figure (0: none)",
                            low=0),
     }
-    metrics: ClassVar[dict[str, Metric]] = CNF_METRICS
+    metrics: ClassVar[dict[str, Metric]] = cnf.CNF_METRICS
     smoke_params: ClassVar[dict[str, Any]] = {
         "hidden": 8, "depth": 1, "iterations": 2, "batch_size": 16, "n_val": 16, "n_test": 32,
         "n_samples": 8, "val_every": 1,
     }
 
-    def build(self, seed: int, run: RunContext) -> CNFTask:
+    def build(self, seed: int, run: RunContext) -> cnf.CNFTask:
         p = self.params
-        dtype = DTYPES[p["dtype"]]
+        dtype = cnf.DTYPES[p["dtype"]]
         name = p["dataset"]
 
         def tensor(a: np.ndarray) -> torch.Tensor:
@@ -63,11 +65,11 @@ class CNFToy(Problem):
 
         x_val = tensor(sample_toy(name, p["n_val"], np.random.default_rng([seed, VAL])))
         x_test = tensor(sample_toy(name, p["n_test"], np.random.default_rng([seed, TEST])))
-        return CNFTask(build_model(p, 2, run.device), draw, x_val, x_test, p["iterations"],
+        return cnf.CNFTask(cnf.build_model(p, 2, run.device), draw, x_val, x_test, p["iterations"],
                        p["lr"], p["weight_decay"], p["val_every"])
 
-    def evaluate(self, task: CNFTask, solution: NodeSolution, run: RunContext) -> dict:
-        out = evaluate_cnf(task, solution, run)
+    def evaluate(self, task: cnf.CNFTask, solution: NodeSolution, run: RunContext) -> dict:
+        out = cnf.evaluate_cnf(task, solution, run)
         n = self.params["n_samples"]
         if n:
             gen = torch.Generator().manual_seed(run.seed * 1000 + SAMPLES)

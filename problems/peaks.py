@@ -15,13 +15,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from harness.solvers.separable.problem import SEPARABLE_METRICS, SeparableData, evaluate_separable
+from harness.solvers.separable.resnet_features import AntisymmetricResNet
 from harness.solvers.separable.train import SeparableSolution
 
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
-
-from .resnet_features import AntisymmetricResNet
-from .separable_base import SEPARABLE_METRICS, SeparableData, evaluate_separable
 
 GRID = 100
 

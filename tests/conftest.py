@@ -3,7 +3,6 @@ wait for a state (a cell held in flight, rows written) instead of sleeping and h
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.executors.ray_executor import ray_environment
+from harness.folder import OutputFolder
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = [sys.executable, "-m", "harness.cli"]
@@ -105,12 +105,7 @@ def processes(environment: Callable[[list[bytes]], bool]) -> list[int]:
 
 
 def in_flight(out: Path) -> list[str]:
-    """The cell ids the runs of folder ``out`` have in flight now (their
-    ``runs/*.inflight.json``)."""
-    ids: list[str] = []
-    for path in (out / "runs").glob("*.inflight.json"):
-        try:
-            ids += json.loads(path.read_text())
-        except (json.JSONDecodeError, FileNotFoundError):  # replaced or removed meanwhile
-            continue
-    return sorted(ids)
+    """The cell ids the runs of folder ``out`` have in flight now (their in-flight
+    lists)."""
+    folder = OutputFolder(out)
+    return sorted(i for run_id in folder.run_ids() for i in folder.inflight_cells(run_id) or [])

@@ -127,3 +127,24 @@ def test_a_bad_claims_file_is_one_line_naming_the_file(tmp_path, text, words):
     message = str(err.value)
     assert "\n" not in message and str(tmp_path / "bad.yaml") in message
     assert all(w in message for w in words), message
+
+
+def test_a_users_claims_file_without_a_known_family_is_refused_not_ignored(tmp_path, capsys):
+    from harness.cli import main
+    from harness.folder import OutputFolder
+
+    out, mine = OutputFolder(tmp_path / "out"), tmp_path / "mine"
+    out.create()
+    mine.mkdir()
+    claim = ("claims:\n  - {id: c, claim: words, check: {kind: metric, metric: m, "
+             "strategy: probe, op: '<', threshold: 1}}\n")
+    for head, named in (("paper: P\n", "no family key"), ("family: probes\n",
+                                                           "family 'probes'")):
+        (mine / "c.yaml").write_text(head + claim)
+        assert main(["report", str(out.root), "--claims", str(mine)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {mine / 'c.yaml'}: {named}") and "\n" not in err
+        assert "probe" in err.split("one of", 1)[1]  # says which families there are
+        assert not out.documents("report")[0].exists()  # nothing written
+    (mine / "c.yaml").write_text("family: probe\n" + claim)
+    assert main(["report", str(out.root), "--claims", str(mine)]) == 0

@@ -15,20 +15,20 @@ SMALL = """
 name: small
 seeds: [0, 1]
 experiments:
-  - problem: rfm
-    params: {n_train: 64, n_test: 100, n_features: [32, 64]}
-    strategies: [min_norm, {tikhonov: {select: oracle}}]
+  - problem: probe
+    params: {size: [32, 64]}
+    strategies: [probe, {probe: {steps: 5}}]
 """
 
 
 def test_malformed_grid_exits_2_with_one_line_and_creates_nothing(write_grid, tmp_path):
-    grid = write_grid(SMALL.replace("n_features: [32, 64]", "n_features: [0, 64]"))
+    grid = write_grid(SMALL.replace("size: [32, 64]", "size: [0, 64]"))
     out = tmp_path / "out"
     proc = run_cli("run", str(grid), "--out", str(out))
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert str(grid) in lines[0] and "params.n_features" in lines[0] and "0 is out of range" in \
+    assert str(grid) in lines[0] and "params.size" in lines[0] and "0 is out of range" in \
         lines[0]
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not out.exists()
@@ -73,7 +73,7 @@ def test_run_status_report_list(write_grid, tmp_path):
     (out / "grid.cells.json").write_text("{}")  # damaged or stale: expanded again, same answer
     assert run_cli("status", str(out)).stdout == status.stdout
     listing = run_cli("list")
-    assert "strategy hybrid" in listing.stdout and "n_features" in listing.stdout
+    assert "strategy probe" in listing.stdout and "spin_s" in listing.stdout
     for cmd in ("run", "status", "report", "list"):
         assert run_cli(cmd, "--help").returncode == 0
 

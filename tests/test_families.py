@@ -300,9 +300,10 @@ def test_an_installed_package_finds_its_published_claims(tmp_path):
 
 
 def test_the_numerics_import_nothing_of_the_engine():
-    """Integrators, solvers and training loops are a library: only the strategies (the
-    adapters), the report sections and the family declarations know the engine."""
-    adapters = {"strategies.py", "report.py", "__init__.py", "probe.py"}
+    """Integrators, solvers and training loops are a library: only the strategies and what
+    a family's problems share (the adapters), the report sections and the family
+    declarations know the engine."""
+    adapters = {"strategies.py", "problem.py", "report.py", "__init__.py", "probe.py"}
     numerics = [p for p in (ROOT / "solvers").rglob("*.py") if p.name not in adapters]
     assert len(numerics) >= 10
     for path in numerics:
@@ -312,11 +313,12 @@ def test_the_numerics_import_nothing_of_the_engine():
 
 
 def test_a_column_declared_with_another_type_is_refused_at_registration():
-    from harness.plugin import Metric, Strategy, columns_of
+    from harness.plugin import Metric, Strategy
+    from harness.vocabulary import METRIC, declared
 
-    owner = next(iter(registry.problems().values()))
-    column, kind = next(iter(columns_of(owner).items()))
-    other_kind = str if kind is not str else int
+    owner = next(c for c in registry.problems().values() if c.metrics)
+    column, term = next((c, t) for c, t in declared(owner).items() if t.kind == METRIC)
+    other_kind = str if term.type is not str else int
     with pytest.raises(RegistrationError) as err:
         class Clash(Strategy):
             name = "clash_strategy"

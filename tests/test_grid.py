@@ -12,42 +12,61 @@ name: g
 seeds: [0, 1]
 defaults: {timeout_s: 60}
 experiments:
-  - problem: rfm
-    params: {n_train: 64, n_test: 64, n_features: [16, 32, 64]}
+  - problem: probe
+    params: {size: [16, 32, 64]}
     strategies:
-      - min_norm
-      - tikhonov: {select: [oracle, val]}
-      - hybrid: {regparam: gcv, timeout_s: 5, cpus: 2}
+      - probe
+      - probe: {fail: [raise, nan]}
+      - probe: {steps: 5, timeout_s: 5, cpus: 2}
 """
+
+
+def variant(cell):
+    """Which of GOOD's four strategy variants ``cell`` is."""
+    return cell.strategy_params["fail"], cell.strategy_params["steps"]
 
 
 def test_cartesian_expansion_and_defaults():
     grid = parse_grid(GOOD, "good.yaml")
     assert len(grid.cells) == 3 * (1 + 2 + 1) * 2
-    hybrid = [c for c in grid.cells if c.strategy == "hybrid"]
-    assert {c.resources.timeout_s for c in hybrid} == {5.0}
-    assert {c.resources.cpus for c in hybrid} == {2}
-    tik = [c for c in grid.cells if c.strategy == "tikhonov"]
-    assert {c.resources.timeout_s for c in tik} == {60.0}
+    longer = [c for c in grid.cells if c.strategy_params["steps"] == 5]
+    assert {c.resources.timeout_s for c in longer} == {5.0}
+    assert {c.resources.cpus for c in longer} == {2}
+    failing = [c for c in grid.cells if c.strategy_params["fail"] != "none"]
+    assert {c.resources.timeout_s for c in failing} == {60.0}
     # defaults are filled in, so identical computations get identical parameters
-    assert all(c.strategy_params["val_frac"] == 0.2 for c in tik)
-    assert grid.swept == {"p_n_features", "s_select"}
+    assert all(c.strategy_params["steps"] == 3 for c in failing)
+    assert grid.swept == {"p_size", "s_fail", "s_steps"}
 
 
-def test_cell_id_is_stable_and_ignores_resources_and_location():
-    def first_min_norm(grid):
-        return next(c for c in grid.cells if c.strategy == "min_norm")
+def test_cell_id_is_stable_and_ignores_resources():
+    def first_plain(grid):
+        return next(c for c in grid.cells if variant(c) == ("none", 3))
 
-    a = first_min_norm(parse_grid(GOOD, "a.yaml"))
-    moved = GOOD.replace("timeout_s: 60", "timeout_s: 999").replace(
-        "n_train: 64", "n_train: 64, data_dir: /somewhere/else")
-    b = first_min_norm(parse_grid(moved, "b.yaml", check_inputs=False))
+    a = first_plain(parse_grid(GOOD, "a.yaml"))
+    b = first_plain(parse_grid(GOOD.replace("timeout_s: 60", "timeout_s: 999"), "b.yaml"))
+    assert b.resources.timeout_s == 999
     assert a.cell_id == b.cell_id and a.run_order == b.run_order  # the same order, too
     # the id is a hash of the canonical identity, pinned so that it cannot drift silently
     assert a.cell_id == cell_id_of(
-        "rfm", {"dataset": "digits", "n_train": 64, "n_test": 64, "n_features": 16},
-        "min_norm", {}, 0)
-    assert a.cell_id == "49b6f777c324a10a"
+        "probe", {"size": 16}, "probe",
+        {"fail": "none", "sleep_s": 0.0, "spin_s": 0.0, "steps": 3, "scale": 0.5,
+         "wait_for": ""}, 0)
+    assert a.cell_id == "532d1b6cf79a8cd7"
+
+
+def test_where_the_data_lie_changes_no_cell_id_and_no_order():
+    """A parameter that says where data lie (``identity=False``) is not part of the cell's
+    identity, nor of its block's drawn order. rfm's ``data_dir``: the probe has no such
+    parameter."""
+    grid = ("name: where\nexperiments:\n  - problem: rfm\n    params: {n_features: [16, 32]}\n"
+            "    strategies: [min_norm, {tikhonov: {select: oracle}}]\n")
+    here = parse_grid(grid, "a.yaml").cells
+    moved = parse_grid(grid.replace("{n_features", "{data_dir: /somewhere/else, n_features"),
+                       "b.yaml", check_inputs=False).cells
+    assert {c.problem_params["data_dir"] for c in moved} == {"/somewhere/else"}
+    assert [(c.cell_id, c.run_order) for c in here] == [(c.cell_id, c.run_order)
+                                                        for c in moved]
 
 
 def test_paired_order_runs_each_instance_and_seed_as_one_block_in_a_recorded_order():
@@ -55,19 +74,18 @@ def test_paired_order_runs_each_instance_and_seed_as_one_block_in_a_recorded_ord
     cells = grid.cells
     assert [c.run_order for c in cells] == list(range(len(cells)))
     blocks = [c.block for c in cells]
-    assert blocks == sorted(blocks) and len(set(blocks)) == 3 * 2  # n_features × seeds
+    assert blocks == sorted(blocks) and len(set(blocks)) == 3 * 2  # sizes × seeds
     for b in set(blocks):  # one instance and seed per block, every strategy variant in it
         members = [c for c in cells if c.block == b]
-        assert len({(c.problem_params["n_features"], c.seed) for c in members}) == 1
+        assert len({(c.problem_params["size"], c.seed) for c in members}) == 1
         assert len(members) == 4
     assert [c.seed for c in cells] == sorted(c.seed for c in cells)  # seed by seed
-    orders = {tuple(c.strategy + str(c.strategy_params.get("select")) for c in cells
-                    if c.block == b) for b in set(blocks)}
+    orders = {tuple(variant(c) for c in cells if c.block == b) for b in set(blocks)}
     assert len(orders) > 1  # the strategies' order is drawn per block
     again = parse_grid(GOOD, "good.yaml").cells
     assert [c.cell_id for c in again] == [c.cell_id for c in cells]  # and is the same
     file_order = parse_grid("order: file\n" + GOOD, "good.yaml").cells
-    assert [c.strategy for c in file_order[:6]] == ["min_norm"] * 6  # seeds innermost
+    assert [variant(c) for c in file_order[:6]] == [("none", 3)] * 6  # seeds innermost
     with pytest.raises(InputError, match=r"order.*'random' is not an order; allowed: paired"):
         parse_grid("order: random\n" + GOOD, "good.yaml")
 
@@ -77,48 +95,51 @@ def test_seeds_give_different_ids():
     assert len(ids) == len(set(ids))
 
 
+FOREIGN = next(c for c in registry.strategies().values() if c.family != "probe")
 BAD = {
-    "unknown problem": ("experiments:\n  - problem: nope\n    strategies: [min_norm]",
+    "unknown problem": ("experiments:\n  - problem: nope\n    strategies: [probe]",
                         "experiments[0].problem",
                         "valid: " + ", ".join(registry.problems())),
-    "unknown strategy": ("experiments:\n  - problem: rfm\n    strategies: [lasso]",
-                         "strategies[0]", "valid for rfm: " + ", ".join(
-                             n for n, c in registry.strategies().items() if c.family == "rfm")),
-    "wrong family": ("experiments:\n  - problem: rfm\n    strategies: [probe]",
-                     "strategies[0]", "is for probe problems"),
-    "unknown parameter": ("experiments:\n  - problem: rfm\n    params: {n_feature: 4}\n"
-                          "    strategies: [min_norm]", "params.n_feature", "valid: data_dir"),
-    "out of range": ("experiments:\n  - problem: rfm\n    params: {n_features: 0}\n"
-                     "    strategies: [min_norm]", "params.n_features",
-                     "0 is out of range; allowed: an integer ≥ 2"),
-    "wrong type": ("experiments:\n  - problem: rfm\n    params: {n_train: many}\n"
-                   "    strategies: [min_norm]", "params.n_train", "wrong type"),
-    "bad choice": ("experiments:\n  - problem: rfm\n    strategies:\n"
-                   "      - hybrid: {regparam: gvc}", "(hybrid).regparam",
-                   "allowed: one of gcv, wgcv, gcv_full"),
-    "empty list": ("experiments:\n  - problem: rfm\n    params: {n_features: []}\n"
-                   "    strategies: [min_norm]", "params.n_features", "empty list"),
-    "repeated value": ("experiments:\n  - problem: rfm\n    params: {n_features: [8, 8]}\n"
-                       "    strategies: [min_norm]", "params.n_features", "repeats a value"),
+    "unknown strategy": ("experiments:\n  - problem: probe\n    strategies: [lasso]",
+                         "strategies[0]", "valid for probe: " + ", ".join(
+                             n for n, c in registry.strategies().items() if c.family == "probe")),
+    "wrong family": (f"experiments:\n  - problem: probe\n    strategies: [{FOREIGN.name}]",
+                     "strategies[0]", f"is for {FOREIGN.family} problems, not probe"),
+    "unknown parameter": ("experiments:\n  - problem: probe\n    params: {sizes: 4}\n"
+                          "    strategies: [probe]", "params.sizes", "valid: size"),
+    "out of range": ("experiments:\n  - problem: probe\n    params: {size: 0}\n"
+                     "    strategies: [probe]", "params.size",
+                     "0 is out of range; allowed: an integer ≥ 1"),
+    "wrong type": ("experiments:\n  - problem: probe\n    params: {size: many}\n"
+                   "    strategies: [probe]", "params.size", "wrong type"),
+    "bad choice": ("experiments:\n  - problem: probe\n    strategies:\n"
+                   "      - probe: {fail: rasie}", "(probe).fail",
+                   "allowed: one of none, raise, nan, diverge, oom, crash"),
+    "empty list": ("experiments:\n  - problem: probe\n    params: {size: []}\n"
+                   "    strategies: [probe]", "params.size", "empty list"),
+    "repeated value": ("experiments:\n  - problem: probe\n    params: {size: [8, 8]}\n"
+                       "    strategies: [probe]", "params.size", "repeats a value"),
     "duplicate experiment": ("experiments:\n  - problem: probe\n    strategies: [probe]\n"
                              "  - problem: probe\n    strategies: [probe]",
                              "experiments[1]", "duplicate cell"),
+    # A plug-in's own rules (Plugin.check, Problem.check_inputs) surface as one line too:
+    # rfm's, as the probe has none.
     "too many images": ("experiments:\n  - problem: rfm\n    params: {n_train: 1800}\n"
                         "    strategies: [min_norm]", "params.n_train", "1797 digits"),
     "cross-parameter rule": ("experiments:\n  - problem: rfm\n    strategies:\n"
                              "      - tikhonov: {select: fixed}", "(tikhonov).lam",
                              "select: fixed needs a value"),
+    "missing data dir": ("experiments:\n  - problem: rfm\n    params: {dataset: mnist}\n"
+                         "    strategies: [min_norm]", "params", "needs its files"),
     "bad seeds": ("seeds: [1, -1]\nexperiments:\n  - problem: probe\n    strategies: [probe]",
                   "seeds", "integers ≥ 0"),
     "bad device": ("defaults: {device: gpu}\nexperiments:\n  - problem: probe\n"
                    "    strategies: [probe]", "defaults.device", "auto, cpu, cuda"),
     "unknown top key": ("experiment: []", "experiment", "unknown key; valid: name"),
     "no experiments": ("experiments: []", "experiments", "non-empty list"),
-    "missing data dir": ("experiments:\n  - problem: rfm\n    params: {dataset: mnist}\n"
-                         "    strategies: [min_norm]", "params", "needs its files"),
-    "yaml syntax": ("experiments: [\n  - problem: rfm", "line", "YAML error"),
-    "duplicate key": ("experiments:\n  - problem: rfm\n    problem: probe\n"
-                      "    strategies: [min_norm]", "line 4", "given twice"),
+    "yaml syntax": ("experiments: [\n  - problem: probe", "line", "YAML error"),
+    "duplicate key": ("experiments:\n  - problem: probe\n    problem: probe\n"
+                      "    strategies: [probe]", "line 4", "given twice"),
     "python tag": ("experiments: !!python/object/apply:os.system ['true']", "line 2",
                    "YAML error"),
 }

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.shard import Shard
 from harness.stopping import PAUSE_ENV
 from harness.store import Store
 from tests.conftest import ROOT, WAIT_S, held_grid, in_flight, wait_until
@@ -171,7 +172,7 @@ experiments:
 
 def test_shards_share_a_folder_but_exclude_a_full_run(write_grid, tmp_path):
     grid, out = write_grid(SHARDED), tmp_path / "out"
-    with Store(out).lock("0/3"):  # as if shard 0/3 were running
+    with Store(out).lock(Shard(0, 3)):  # as if shard 0/3 were running
         for args, busy in ((["--shard", "0/3"], True), ([], True), (["--shard", "1/3"], False)):
             proc = subprocess.run([*HARNESS, "run", str(grid), "--out", str(out), "--backend",
                                    "local", "--quiet", *args], cwd=ROOT, capture_output=True,

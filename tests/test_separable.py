@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from harness.problems.datasets import cdr
-from harness.problems.resnet_features import AntisymmetricResNet
+from harness.solvers.separable.resnet_features import AntisymmetricResNet
 from harness.solvers.separable.train import SeparableSolution, feature_matrix, target_matrix
 
 from harness.runner import run_cell

@@ -32,9 +32,9 @@ experiments:
     seeds: [0, 1, 2, 3]
     strategies:
       - probe: {sleep_s: 0.5, steps: 3}
-  - problem: rfm
-    params: {dataset: digits, n_train: 128, n_features: [32, 256]}
-    strategies: [min_norm, hybrid]
+  - problem: probe
+    params: {size: [32, 256]}
+    strategies: [{probe: {steps: 1}}, {probe: {steps: 5, scale: 2.0}}]
 """
 SLEEPY = """name: sleepy
 seeds: [0, 1, 2, 3, 4, 5, 6, 7]
@@ -109,7 +109,7 @@ def test_array_submit_returns_at_once_and_matches_a_local_run(write_grid, tmp_pa
     cols = [c for c in deterministic_metric_columns() if slurm_rows[c].notna().any()]
     a = slurm_rows.set_index("cell_id").sort_index()
     b = local_rows.set_index("cell_id").sort_index()
-    assert list(a.index) == list(b.index) and len(cols) >= 4
+    assert list(a.index) == list(b.index) and {"probe_value", "probe_steps"} <= set(cols)
     for col in cols:  # bitwise: numbers as floats (NaN equals NaN), strings as they are
         if pd.api.types.is_numeric_dtype(a[col]):
             np.testing.assert_array_equal(a[col].to_numpy(float), b[col].to_numpy(float),

@@ -8,10 +8,12 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
+from harness.errors import DamagedFile
 from harness.grid import parse_grid
 from harness.result import STATUSES, CellResult
 from harness.rows import cell_row, history_rows
 from harness.schema import CORE_COLUMNS, HISTORY_COLUMNS, cells_schema, plugin_columns
+from harness.shard import Shard
 from harness.store import Store, load_cells, load_history
 
 GRID = """
@@ -97,7 +99,7 @@ def test_a_killed_shards_journal_is_merged_by_the_next_full_compaction(tmp_path)
     cells = parse_grid(GRID).cells
     store = Store(tmp_path / "out")
     store.create()
-    store.open_journal("r1", shard="1/2")
+    store.open_journal("r1", shard=Shard(1, 2))
     for cell in cells:
         fake_attempt(store, cell, 1)
     store.close()  # killed: its journal was never merged
@@ -116,9 +118,38 @@ def test_a_torn_last_journal_line_is_ignored_and_records_are_small(filled):
     assert len(lines) == 4 and max(map(len, lines)) < 2048
     segment.write_bytes(b"".join(lines) + lines[-1][: len(lines[-1]) // 2])  # a power cut
     assert len(load_cells(store.out, all_attempts=True)) == 4
-    segment.write_bytes(lines[0][:40] + b"\n" + b"".join(lines[1:]))  # not at the end: refused
-    with pytest.raises(ValueError, match="line 1 is not a journal record"):
+    damaged = lines[0][:40] + b"\n" + b"".join(lines[1:])
+    segment.write_bytes(damaged)  # not at the end: the file is damaged, set aside
+    with pytest.raises(DamagedFile, match="line 1 is not a journal record") as err:
         load_cells(store.out)
+    assert str(segment) in str(err.value) and "\n" not in str(err.value)
+    assert not segment.exists()
+    (kept,) = (store.out / "damaged").iterdir()
+    assert kept.read_bytes() == damaged  # moved, never deleted
+    assert len(load_cells(store.out)) == 0  # the rest of the folder reads without it
+
+
+def test_a_damaged_parquet_part_is_set_aside_and_named_in_one_line(filled):
+    store, _ = filled
+    store.compact()
+    (good,) = store.cells_dir.glob("*.parquet")
+    bad = store.cells_dir / "part-all-0123456789ab.parquet"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # a half-copied file
+    content = bad.read_bytes()
+    with pytest.raises(DamagedFile) as err:
+        load_cells(store.out)
+    message = str(err.value)
+    assert message.startswith(f"{bad}: not a readable Parquet file") and "\n" not in message
+    assert "damaged" in message and not bad.exists()
+    (kept,) = (store.out / "damaged").iterdir()
+    assert kept.read_bytes() == content
+    assert len(load_cells(store.out)) == 3  # the intact part still reads
+    # a writer goes on: it is told, and the rows of the intact files stay
+    bad.write_bytes(b"not parquet at all")
+    told: list[str] = []
+    assert len(Store(store.out, on_damage=told.append).latest_status()) == 3
+    assert len(told) == 1 and str(bad) in told[0]
+    assert len(list((store.out / "damaged").iterdir())) == 2
 
 
 def test_temporary_files_are_invisible_to_readers(filled):

@@ -6,7 +6,9 @@ cell to each idle rank, and writes every result as it arrives (it alone touches 
 output folder, so no shared file system is needed). Ranks 1 … N−1 are workers: each
 runs its cells through a :class:`~harness.worker.CellWorker` (a supervised child process),
 so a cell that crashes, overruns its ``timeout_s`` or is OOM-killed becomes a row and the
-rank goes on with the next cell. With N = 1 rank 0 runs the cells itself.
+rank goes on with the next cell. With N = 1 rank 0 runs the cells itself. Each process's
+part is an :class:`MPIJob` (the CLI calls its :meth:`~MPIJob.run` on every rank); rank 0
+hands out the cells through an :class:`MPIExecutor`.
 
 If a whole rank dies under a runtime that lets the job go on (``srun
 --kill-on-bad-exit=0``), rank 0 notices the missing heartbeats, records that rank's cell
@@ -25,6 +27,7 @@ per-task GPU binding) each use their own.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import socket
@@ -32,13 +35,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from .. import stopping
 from ..cell import Cell
-from ..errors import InputError
+from ..errors import InputError, Preempted
 from ..location import gpu_keys, node_name, visible_gpus
 from ..placement import Allocator, Node, Placement, owned_cores, too_large
 from ..result import ERROR, SKIPPED, CellResult
@@ -49,8 +53,6 @@ from .mpi_placement import Hello, RankPlacer
 TAG_CELL, TAG_RESULT, TAG_STOP, TAG_HEARTBEAT, TAG_HELLO, TAG_BYE = 1, 2, 3, 4, 5, 6
 POLL_MIN_S, POLL_MAX_S = 2e-5, 0.005
 LAST_WORD_S = 10.0  # how long rank 0 waits for a released worker rank's TAG_BYE
-# Held while a heartbeat round or the STOP messages go out: no heartbeat follows a STOP.
-_SENDING = threading.Lock()
 
 
 class Backoff:
@@ -109,166 +111,202 @@ def lost_after_s() -> float:
     return float(os.environ.get("HARNESS_MPI_LOST_S", "60"))
 
 
-@contextlib.contextmanager
-def heartbeats(world: Any, to: Callable[[], Iterable[int]]) -> Iterator[None]:
-    """While the block runs, a thread of this rank's own sends a heartbeat every
-    ``HARNESS_MPI_HEARTBEAT_S`` seconds to each rank ``to()`` names: a worker rank to rank
-    0, rank 0 to the live worker ranks. From a thread, so that a rank busy with a cell, or
-    rank 0 still starting (importing torch, validating the grid) or merging results, is
-    still heard. No thread when the MPI library cannot send from a second one (then nobody
-    counts as lost: ``lost_after_s`` is infinite)."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(_heartbeat_s()):
-            with _SENDING:
-                for rank in to():
-                    try:
-                        world.send(None, dest=rank, tag=TAG_HEARTBEAT)
-                    except Exception:  # that rank is gone; the receiver notices the silence
-                        continue
-
-    thread = threading.Thread(target=beat, daemon=True, name="mpi-heartbeat")
-    if lost_after_s() < math.inf:
-        thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        if thread.is_alive():  # no send in flight when MPI is finalized at exit
-            thread.join(timeout=10)
+@functools.cache
+def this_job() -> MPIJob:
+    """This process's part in the MPI job (one per process, as ``MPI_COMM_WORLD`` is: the
+    CLI's :meth:`MPIJob.run` and rank 0's :class:`MPIExecutor` share it)."""
+    return MPIJob(comm())
 
 
-def serve(log_dir: Path | None = None) -> int:
-    """The loop of a worker rank: run the cells rank 0 sends until it says stop, then say
-    goodbye (``TAG_BYE``, this rank's last message: see :func:`release_workers`). Exits
-    with 1 when rank 0 has been silent for ``lost_after_s()`` (it died, and with it the
-    run)."""
-    world = comm()
-    rank = world.Get_rank()
-    hello = _hello()  # before the worker's environment hides the GPUs from its child
-    worker = _cell_worker(rank, log_dir)
-    worker.start()  # import torch while rank 0 validates the grid
-    world.send(hello, dest=0, tag=TAG_HELLO)
-    try:
-        with heartbeats(world, lambda: (0,)):
-            code = _serve_cells(world, worker)
-        if code == 0:  # told to stop: nothing follows this message (the heartbeats ended)
-            world.send(None, dest=0, tag=TAG_BYE)
+class MPIJob:
+    """One process's part in the MPI job: the world communicator, rank 0's view of which
+    worker ranks are lost or released, and the protocol each rank follows (:meth:`run`).
+
+    Why a job apart from the executor: rank 0 is heard by the worker ranks, and releases
+    them, from its first line to its last, also when it never gets as far as building an
+    executor (bad input); the executor hands out cells in between."""
+
+    def __init__(self, world: Any):
+        self.world = world
+        self.rank: int = world.Get_rank()
+        self.lost: set[int] = set()  # worker ranks that stopped answering
+        self.released = False  # the STOP messages went out (once per job)
+        # Held while a heartbeat round or the STOP messages go out: no heartbeat follows a
+        # STOP.
+        self._sending = threading.Lock()
+
+    def run(self, lead: Callable[[], int], *, log_dir: Path | None,
+            preempted_exit: int) -> int:
+        """This rank's whole part; its exit code. Rank 0 runs ``lead`` (the driver, whose
+        cells an :class:`MPIExecutor` hands out), heard by the worker ranks throughout,
+        then releases them on any exit (bad input included) and ends the job
+        (:meth:`_end`). A worker rank serves cells until rank 0 says stop, logging to
+        ``log_dir``; a stop signal ends it with ``preempted_exit``, silently, as rank 0
+        records the cell it had and says so."""
+        if self.rank != 0:
+            try:
+                return self._serve(log_dir)
+            except Preempted:
+                return preempted_exit
+        try:
+            with self._heartbeats(self.live_workers):  # heard from start-up to the end
+                code = lead()
+        finally:
+            self.release_workers()
+        return self._end(code)
+
+    def live_workers(self) -> list[int]:
+        """The worker ranks not lost and not yet released (rank 0's side)."""
+        if self.released:
+            return []
+        return [r for r in range(1, self.world.Get_size()) if r not in self.lost]
+
+    @contextlib.contextmanager
+    def _heartbeats(self, to: Callable[[], Iterable[int]]) -> Iterator[None]:
+        """While the block runs, a thread of this rank's own sends a heartbeat every
+        ``HARNESS_MPI_HEARTBEAT_S`` seconds to each rank ``to()`` names: a worker rank to
+        rank 0, rank 0 to the live worker ranks. From a thread, so that a rank busy with a
+        cell, or rank 0 still starting (importing torch, validating the grid) or merging
+        results, is still heard. No thread when the MPI library cannot send from a second
+        one (then nobody counts as lost: ``lost_after_s`` is infinite)."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(_heartbeat_s()):
+                with self._sending:
+                    for rank in to():
+                        try:
+                            self.world.send(None, dest=rank, tag=TAG_HEARTBEAT)
+                        except Exception:  # that rank is gone; the receiver notices
+                            continue
+
+        thread = threading.Thread(target=beat, daemon=True, name="mpi-heartbeat")
+        if lost_after_s() < math.inf:
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread.is_alive():  # no send in flight when MPI is finalized at exit
+                thread.join(timeout=10)
+
+    # -- a worker rank -----------------------------------------------------------------
+    def _serve(self, log_dir: Path | None) -> int:
+        """The loop of a worker rank: run the cells rank 0 sends until it says stop, then
+        say goodbye (``TAG_BYE``, this rank's last message: see :meth:`release_workers`).
+        Exits with 1 when rank 0 has been silent for ``lost_after_s()`` (it died, and with
+        it the run)."""
+        hello = _hello()  # before the worker's environment hides the GPUs from its child
+        worker = _cell_worker(self.rank, log_dir)
+        worker.start()  # import torch while rank 0 validates the grid
+        self.world.send(hello, dest=0, tag=TAG_HELLO)
+        try:
+            with self._heartbeats(lambda: (0,)):
+                code = self._serve_cells(worker)
+            if code == 0:  # told to stop: nothing follows this message (heartbeats ended)
+                self.world.send(None, dest=0, tag=TAG_BYE)
+            return code
+        finally:
+            worker.stop()
+
+    def _serve_cells(self, worker: CellWorker) -> int:
+        """Run cells until rank 0's STOP (0) or its silence (1)."""
+        from mpi4py import MPI
+
+        world, status, idle = self.world, MPI.Status(), Backoff()
+        silence, heard = lost_after_s(), time.monotonic()
+        while True:
+            if not world.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
+                if time.monotonic() - heard > silence:
+                    print(f"mpi rank {self.rank}: no word from rank 0 for {silence:g} s; "
+                          "stopping", file=sys.stderr, flush=True)
+                    return 1
+                idle.wait()
+                continue
+            message = world.recv(source=0, tag=status.Get_tag())
+            heard = time.monotonic()
+            if status.Get_tag() == TAG_STOP:
+                return 0
+            if status.Get_tag() == TAG_HEARTBEAT:
+                continue
+            cell, where = message
+            result = replace(worker.execute(cell, where), rank=self.rank)
+            world.send(result, dest=0, tag=TAG_RESULT)
+            heard = time.monotonic()  # messages that came while busy are drained next
+            idle.reset()
+
+    # -- rank 0 at the end -------------------------------------------------------------
+    def release_workers(self) -> None:
+        """Tell every live worker rank to stop, and take in everything it sent up to its
+        goodbye (rank 0, on any exit; idempotent). Why both: MPICH's ``MPI_Finalize``
+        fails on a message that was sent to a rank and never received ("unmatched
+        message(s)"), the rank then exits without telling the process manager, and the
+        process manager kills the whole job (exit 9, after every result was written). So
+        no heartbeat goes to a worker rank after its STOP (``_sending``), and rank 0
+        receives each rank's heartbeats, hello and late result up to its ``TAG_BYE``. A
+        rank with no goodbye within ``LAST_WORD_S`` (busy with a cell after a stop signal,
+        or dead) counts as lost: :meth:`_end` then ends the job with ``MPI_Abort``, as
+        finalizing could not succeed."""
+        if self.released:
+            return
+        with stopping.deferred():  # a stop signal meanwhile is noted, and raised at the end
+            with self._sending:
+                waiting = set(self.live_workers())
+                self.released = True
+                for rank in waiting:
+                    self.world.send(None, dest=rank, tag=TAG_STOP)
+            self._last_words(waiting)
+
+    def _last_words(self, waiting: set[int]) -> None:
+        """Receive every message from the ``waiting`` ranks until each has said goodbye."""
+        from mpi4py import MPI
+
+        status, deadline = MPI.Status(), time.monotonic() + LAST_WORD_S
+        while waiting and time.monotonic() < deadline:
+            if not self.world.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
+                time.sleep(POLL_MAX_S)  # not Backoff.wait: a stop signal must not cut this
+                continue
+            source, tag = status.Get_source(), status.Get_tag()
+            self.world.recv(source=source, tag=tag)
+            if tag == TAG_BYE:
+                waiting.discard(source)
+        self.lost |= waiting
+
+    def _end(self, code: int) -> int:
+        """Rank 0's last word: ``code``, unless a rank was lost, in which case the whole
+        MPI job ends here (``MPI_Abort``), since finalizing would wait for the dead rank
+        forever. Every result is written by then."""
+        if self.lost:
+            print(f"mpi: rank(s) {sorted(self.lost)} were lost; ending the MPI job",
+                  file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            self.world.Abort(code)
         return code
-    finally:
-        worker.stop()
-
-
-def _serve_cells(world: Any, worker: CellWorker) -> int:
-    """Run cells until rank 0's STOP (0) or its silence (1)."""
-    from mpi4py import MPI
-
-    rank, status, idle = world.Get_rank(), MPI.Status(), Backoff()
-    silence, heard = lost_after_s(), time.monotonic()
-    while True:
-        if not world.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
-            if time.monotonic() - heard > silence:
-                print(f"mpi rank {rank}: no word from rank 0 for {silence:g} s; stopping",
-                      file=sys.stderr, flush=True)
-                return 1
-            idle.wait()
-            continue
-        message = world.recv(source=0, tag=status.Get_tag())
-        heard = time.monotonic()
-        if status.Get_tag() == TAG_STOP:
-            return 0
-        if status.Get_tag() == TAG_HEARTBEAT:
-            continue
-        cell, where = message
-        result = worker.execute(cell, where)
-        result.rank = rank
-        world.send(result, dest=0, tag=TAG_RESULT)
-        heard = time.monotonic()  # messages that came while busy are drained next
-        idle.reset()
-
-
-def live_workers() -> list[int]:
-    """The worker ranks not lost and not yet released (rank 0's side)."""
-    if MPIExecutor.released:
-        return []
-    return [r for r in range(1, comm().Get_size()) if r not in MPIExecutor.lost]
-
-
-def release_workers() -> None:
-    """Tell every live worker rank to stop, and take in everything it sent up to its
-    goodbye (rank 0, on any exit; idempotent). Why both: MPICH's ``MPI_Finalize`` fails on
-    a message that was sent to a rank and never received ("unmatched message(s)"), the
-    rank then exits without telling the process manager, and the process manager kills the
-    whole job (exit 9, after every result was written). So no heartbeat goes to a worker
-    rank after its STOP (``_SENDING``), and rank 0 receives each rank's heartbeats, hello
-    and late result up to its ``TAG_BYE``. A rank with no goodbye within ``LAST_WORD_S``
-    (busy with a cell after a stop signal, or dead) counts as lost: :func:`end_job` then
-    ends the job with ``MPI_Abort``, as finalizing could not succeed."""
-    if MPIExecutor.released:
-        return
-    world = comm()
-    with stopping.deferred():  # a stop signal meanwhile is noted, and raised at the end
-        with _SENDING:
-            waiting = set(live_workers())
-            MPIExecutor.released = True
-            for rank in waiting:
-                world.send(None, dest=rank, tag=TAG_STOP)
-        _last_words(world, waiting)
-
-
-def _last_words(world: Any, waiting: set[int]) -> None:
-    """Receive every message from the ``waiting`` ranks until each has said goodbye."""
-    from mpi4py import MPI
-
-    status, deadline = MPI.Status(), time.monotonic() + LAST_WORD_S
-    while waiting and time.monotonic() < deadline:
-        if not world.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
-            time.sleep(POLL_MAX_S)  # not Backoff.wait: a stop signal must not cut this short
-            continue
-        source, tag = status.Get_source(), status.Get_tag()
-        world.recv(source=source, tag=tag)
-        if tag == TAG_BYE:
-            waiting.discard(source)
-    MPIExecutor.lost |= waiting
-
-
-def end_job(code: int) -> int:
-    """Rank 0's last word: ``code``, unless a rank was lost, in which case the whole MPI job
-    ends here (``MPI_Abort``), since finalizing would wait for the dead rank forever.
-    Every result is written by then."""
-    if MPIExecutor.lost:
-        print(f"mpi: rank(s) {sorted(MPIExecutor.lost)} were lost; ending the MPI job",
-              file=sys.stderr)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        comm().Abort(code)
-    return code
 
 
 class MPIExecutor(Executor):
     """Rank 0's side: dynamic, placed hand-out of cells to ranks 1 … N−1.
 
-    Every rank sends heartbeats from a thread of its own (:func:`heartbeats`) every
+    Every rank sends heartbeats from a thread of its own (:meth:`MPIJob._heartbeats`) every
     ``HARNESS_MPI_HEARTBEAT_S`` seconds (default 5): worker ranks to rank 0, and rank 0,
-    from its start-up to its end, to every live worker rank (the CLI starts them before it
-    reads the grid: a worker rank that hears nothing for ``lost_after_s()`` stops, and rank
-    0's start-up can take longer than that on a busy node). A busy rank silent for
-    ``lost_after_s()`` is lost (its node died, it was killed): its cell is recorded
-    ``error`` (``RankLost``, rerun by ``--retry-failed``), it gets no more cells, and the
-    others go on; when no rank is left, every cell not yet handed out is recorded
-    ``skipped`` (``NoWorkers``, run by the next run). This needs the job to survive a dead
-    rank (``srun --kill-on-bad-exit=0``, the Slurm mpi mode); MPICH's ``mpiexec`` ends the
-    whole job instead."""
+    from its start-up to its end, to every live worker rank (:meth:`MPIJob.run` starts them
+    before the driver reads the grid: a worker rank that hears nothing for
+    ``lost_after_s()`` stops, and rank 0's start-up can take longer than that on a busy
+    node). A busy rank silent for ``lost_after_s()`` is lost (its node died, it was
+    killed): its cell is recorded ``error`` (``RankLost``, rerun by ``--retry-failed``),
+    it gets no more cells, and the others go on; when no rank is left, every cell not yet
+    handed out is recorded ``skipped`` (``NoWorkers``, run by the next run). This needs the
+    job to survive a dead rank (``srun --kill-on-bad-exit=0``, the Slurm mpi mode);
+    MPICH's ``mpiexec`` ends the whole job instead."""
 
     name = "mpi"
-    released = False  # class-wide: the STOP messages go out once per process
-    lost: ClassVar[set[int]] = set()  # ranks that stopped answering
 
     def __init__(self, log_dir: Path | None = None):
-        self.world = comm()
-        if self.world.Get_rank() != 0:
-            raise RuntimeError("MPIExecutor runs on rank 0; other ranks call serve()")
+        self.job = this_job()
+        if self.job.rank != 0:
+            raise RuntimeError("MPIExecutor runs on rank 0; MPIJob.run serves the others")
+        self.world = self.job.world
         self.log_dir = log_dir
         self._local: CellWorker | None = None
         self._heard: dict[int, float] = {}
@@ -284,7 +322,7 @@ class MPIExecutor(Executor):
         self._heard = dict.fromkeys(ranks, time.monotonic())
         status, wait = MPI.Status(), Backoff()
         self._greet(ranks, status, wait)
-        live = {r: h for r, h in self._hellos.items() if r not in self.lost}
+        live = {r: h for r, h in self._hellos.items() if r not in self.job.lost}
         if not live:
             yield from self._unplaced(list(cells))
             return
@@ -298,7 +336,7 @@ class MPIExecutor(Executor):
         def hand_out() -> Iterator[Event]:
             """Send each idle live rank the first cell that fits on its node now."""
             for rank in ranks:
-                if rank in busy or rank in self.lost or not todo:
+                if rank in busy or rank in self.job.lost or not todo:
                     continue
                 picked = placer.take(rank, todo, last.get(rank))
                 if picked is not None:
@@ -329,7 +367,7 @@ class MPIExecutor(Executor):
                 continue
             now = time.monotonic()
             for rank in [r for r in busy if now - self._heard[r] > silence]:
-                self.lost.add(rank)
+                self.job.lost.add(rank)
                 cell, where = busy.pop(rank)
                 placer.give(rank, where)
                 yield Finished(cell, self._lost(cell, rank, now - self._heard[rank]))
@@ -342,23 +380,23 @@ class MPIExecutor(Executor):
         from mpi4py import MPI
 
         silence = lost_after_s()
-        while len(self._hellos) + len(self.lost) < len(ranks):
+        while len(self._hellos) + len(self.job.lost) < len(ranks):
             if self.world.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_HELLO, status=status):
                 rank = status.Get_source()
                 self._hellos[rank] = self.world.recv(source=rank, tag=TAG_HELLO)
                 self._heard[rank] = time.monotonic()
                 continue
             now = time.monotonic()
-            self.lost.update(r for r in ranks if r not in self._hellos
-                             and now - self._heard[r] > silence)
+            self.job.lost.update(r for r in ranks if r not in self._hellos
+                                 and now - self._heard[r] > silence)
             wait.wait()
 
     def _unplaced(self, todo: list[Cell]) -> Iterator[Event]:
         """The cells no live rank can take, once nothing runs any more (ranks were lost):
         each ends as ``skipped`` with the reason, and the next run runs it."""
         now = datetime.now(UTC)
-        lost = ", ".join(map(str, sorted(self.lost)))
-        alive = self.world.Get_size() - 1 - len(self.lost)
+        lost = ", ".join(map(str, sorted(self.job.lost)))
+        alive = self.world.Get_size() - 1 - len(self.job.lost)
         why = (f"NoWorkers: every MPI worker rank ({lost}) was lost before this cell was "
                "handed out" if not alive else f"NoWorkers: no live MPI rank's node can hold "
                f"this cell since rank(s) {lost} were lost")
@@ -387,11 +425,10 @@ class MPIExecutor(Executor):
             yield Started(cell)
             with stopping.interruptible():  # the cell is noted in flight by now
                 result = self._local.execute(cell, Allocator(node).take(cell.resources))
-            result.rank = 0
-            yield Finished(cell, result)
+            yield Finished(cell, replace(result, rank=0))
 
     def close(self) -> None:
         if self._local is not None:
             self._local.stop()
-        release_workers()
+        self.job.release_workers()
 

@@ -18,8 +18,9 @@ import pandas as pd
 from .. import atomic
 from ..audit import TIMING_FLAG, timing_flags
 from ..family import family_of
+from ..folder import OutputFolder
 from ..store import Store
-from .claims import scoreboard
+from .claims import check_claim_dirs, scoreboard
 from .document import Document, Figure, Table, Verdict, to_html, to_latex, to_markdown
 
 
@@ -37,7 +38,7 @@ class ReportContext:
 
     @property
     def figures(self) -> Path:
-        return (self.to or self.out) / "figures"
+        return OutputFolder(self.to or self.out).figures_dir
 
     def save_figure(self, fig: Any, name: str, caption: str) -> Figure:
         """Save a matplotlib figure as ``figures/<name>.png`` and close it."""
@@ -70,6 +71,7 @@ def write_report(out: str | Path, claim_dirs: tuple[str | Path, ...] = (),
     from .overview import overview_blocks, provenance_blocks
 
     out = Path(out)
+    check_claim_dirs(Path(d) for d in claim_dirs)
     to = Path(to) if to is not None else out
     to.mkdir(parents=True, exist_ok=True)
     store = Store(out)
@@ -87,7 +89,7 @@ def write_report(out: str | Path, claim_dirs: tuple[str | Path, ...] = (),
     doc.add(*scoreboard([b for b in body if isinstance(b, Verdict)]), *body)
 
     written = []
-    tables_dir = to / "tables"
+    tables_dir = OutputFolder(to).tables_dir
     for block in doc.blocks:
         if isinstance(block, Table) and block.name:
             tables_dir.mkdir(exist_ok=True)
@@ -96,7 +98,8 @@ def write_report(out: str | Path, claim_dirs: tuple[str | Path, ...] = (),
             written.append(path)
         elif isinstance(block, Figure):
             written.append(block.path)
-    for name, text in (("report.md", to_markdown(doc, to)), ("report.html", to_html(doc))):
-        atomic.write_text(to / name, text)
-        written.append(to / name)
+    documents = OutputFolder(to).documents("report")
+    for path, text in zip(documents, (to_markdown(doc, to), to_html(doc)), strict=True):
+        atomic.write_text(path, text)
+        written.append(path)
     return written

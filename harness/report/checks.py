@@ -28,6 +28,10 @@ Every kind accepts ``where: {param: value, …}`` to restrict the rows, and ``me
 the parameter in the scope (each value is an item; a value without data is inconclusive,
 never skipped), and both sides are free to vary along it (``over: lr`` pairs each learning
 rate of the strategy with the baseline's at the same learning rate).
+
+A name in ``over:``, ``at:`` or ``where:`` is a column's full name (``s_lr``) or a bare
+parameter name (``lr``), resolved by :func:`claim_column` against the scope's cells; a bare
+name that both their problem and their strategy declare refuses the claim.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ..stats import Estimate, estimate
+from ..vocabulary import STRATEGY, AmbiguousName, parameter_names, resolve
 from .claims import (
     Accounting,
     ClaimRefused,
@@ -57,17 +62,21 @@ if TYPE_CHECKING:
     from . import ReportContext
 
 
-def param_column(rows: pd.DataFrame, name: str) -> str | None:
-    """The column of parameter (or metric) ``name`` in ``rows``: itself, ``p_name`` or
-    ``s_name``, the first that holds a value in these rows (``lr`` is a problem parameter
-    of some families and a strategy parameter of others)."""
-    present = [c for c in (name, f"p_{name}", f"s_{name}") if c in rows]
-    return next((c for c in present if rows[c].notna().any()), present[0] if present else None)
+def claim_column(rows: pd.DataFrame, name: str) -> str | None:
+    """The column of ``rows`` that ``name`` (a key of ``over:``, ``at:`` or ``where:``)
+    means (:func:`harness.vocabulary.resolve`), None when none; a bare name that both the
+    problem and the strategy of the rows declare (``lr`` for ``p_lr`` and ``s_lr``)
+    refuses the claim, naming both columns."""
+    try:
+        return resolve(name, rows)
+    except AmbiguousName as err:
+        raise ClaimRefused(str(err)) from None
 
 
 def _where(rows: pd.DataFrame, check: dict[str, Any]) -> pd.DataFrame:
+    scope = rows  # names are resolved against the whole scope, never a filtered part
     for key, value in (check.get("where") or {}).items():
-        col = param_column(rows, key)
+        col = claim_column(scope, key)
         rows = rows[rows[col] == value] if col else rows.iloc[0:0]
     return rows
 
@@ -86,7 +95,7 @@ def _over(rows: pd.DataFrame, check: dict[str, Any]) -> str | None:
     if check.get("reduce", "all") != "all":
         raise ClaimRefused(f"reduce: {check['reduce']} picks the point by the data it then "
                            f"judges; a claim over {check['over']} is judged at every point")
-    col = param_column(rows, check["over"])
+    col = claim_column(rows, check["over"])
     if col is None:
         raise ClaimRefused(f"over: no parameter {check['over']!r} in the scope")
     return col
@@ -134,7 +143,8 @@ def _mean_over_seeds(rows: pd.DataFrame, metric: str, acc: Accounting) -> Estima
 
 
 def _free(over: str | None) -> tuple[str, ...]:
-    return (over[2:],) if over and over.startswith("s_") else ()
+    """The strategy parameter ``over`` sweeps (free in a selector), if it is one."""
+    return parameter_names([over] if over else [], STRATEGY)
 
 
 def _at_points(rows: pd.DataFrame, over: str, variants: list[pd.DataFrame]):
@@ -148,8 +158,8 @@ def _at_points(rows: pd.DataFrame, over: str, variants: list[pd.DataFrame]):
 def metric_check(check: dict[str, Any], rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
     metric, sel, worse = check["metric"], check["strategy"], check.get("worse", "higher")
     criterion = _criterion(f"mean of `{metric}` of `{sel}` over seeds", check)
-    rows = _where(rows, check)
     over = _over(rows, check) if "over" in check else None
+    rows = _where(rows, check)
     variant = select_variant(rows, sel, _free(over))
     if over:
         points = {}
@@ -165,8 +175,8 @@ def _paired(check: dict[str, Any], rows: pd.DataFrame, kind: str, sign: str) -> 
     metric, sel, base = check["metric"], check["strategy"], check["baseline"]
     worse = check.get("worse", "higher")
     criterion = _criterion(f"`{metric}` of `{sel}` {sign} that of `{base}`, per seed", check)
-    rows = _where(rows, check)
     over = _over(rows, check) if "over" in check else None
+    rows = _where(rows, check)
     if not over:
         pairs, acc = paired_values(rows, sel, base, metric, (), worse)
         return _single(check, summarise_pairs(pairs, kind, acc), criterion,
@@ -196,17 +206,16 @@ def curve_ratios(rows: pd.DataFrame, check: dict[str, Any], selector: str
     at the points ``at × around`` for the one variant ``selector`` names (a seed's cells at
     a point reduced to their mean, failed cells counted as the worst value of the scope);
     (None, why, accounting) when a point has no data."""
+    col, at = claim_column(rows, check["over"]), check["at"]
+    at_col = claim_column(rows, at) if isinstance(at, str) else None
     rows = _where(rows, check)
-    col = param_column(rows, check["over"])
     if col is None:
         return None, f"no parameter {check['over']!r}", Accounting()
     data, acc = variant_values(rows, selector, check["metric"], _free(col),
                                check.get("worse", "higher"))
     if data.empty:
         return None, nothing_left(f"no cells of `{selector}`", acc), acc
-    at = check["at"]
     if isinstance(at, str):
-        at_col = param_column(data, at)
         if at_col is None:
             return None, f"no parameter {at!r}", acc
         at = data[at_col].iloc[0]

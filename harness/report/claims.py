@@ -192,15 +192,36 @@ def claim_files(family: Family, extra_dirs: Iterable[Path] = ()) -> list[Path]:
     return found
 
 
+def check_claim_dirs(dirs: Iterable[Path]) -> None:
+    """Refuse (``InputError``, exit code 2) a user's claims file that is not YAML, or names
+    no family, or one no registered problem or strategy belongs to: it would otherwise be
+    ignored without a word. Its claims are checked when its family's section loads it."""
+    from .. import registry
+
+    known = sorted({cls.family for table in (registry.problems(), registry.strategies())
+                    for cls in table.values()})
+    for path in (p for d in dirs for p in sorted(Path(d).glob("*.yaml"))):
+        spec = _read_claims_file(path)
+        name = spec.get("family") if isinstance(spec, dict) else None
+        if not isinstance(name, str) or name not in known:
+            given = "no family key" if name is None else f"family {name!r}"
+            raise InputError(f"{given}; a claims file names the family its claims are about: "
+                             f"family: one of {', '.join(known)}", file=str(path))
+
+
+def _read_claims_file(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise InputError(f"not valid YAML ({err})".replace("\n", " "),
+                         file=str(path)) from None
+
+
 def load_references(family: Family, extra_dirs: Iterable[Path] = ()) -> list[Reference]:
     """Every claims file of ``family``, parsed; a malformed one is an ``InputError``."""
     refs = []
     for path in claim_files(family, extra_dirs):
-        try:
-            spec = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise InputError(f"not valid YAML ({err})".replace("\n", " "),
-                             file=str(path)) from None
+        spec = _read_claims_file(path)
         if not isinstance(spec, dict) or spec.get("family") != family.name:
             continue
         try:

@@ -8,6 +8,8 @@ A family's own section (named by its declaration) refines this one; it can reuse
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,6 +18,7 @@ import pandas as pd
 from .. import registry
 from ..family import Family
 from ..variant import param_text
+from ..vocabulary import DATASET, PROBLEM, is_parameter, role_columns, short_name, shown_name
 from .axes import style_axes
 from .claims import claim_blocks
 from .document import Figure, Heading, Paragraph, Table, fmt
@@ -28,28 +31,51 @@ if TYPE_CHECKING:
 MAX_FIGURE_METRICS = 3  # panels of the default figure
 
 
-def generic_section(ctx: ReportContext, family: Family) -> list[Any]:
-    """The generic section of ``family``."""
+@dataclass(frozen=True)
+class ProblemPart:
+    """One problem's cells in a family's section: its title and file-name tag, its rows of
+    every status, the same labelled (``label``: the variant), and the ok ones."""
+
+    title: str
+    tag: str
+    rows: pd.DataFrame
+    labelled: pd.DataFrame
+    ok: pd.DataFrame
+
+    def opening(self) -> list[Any]:
+        """The problem's heading, then where its data came from and its settings, or
+        that it has no ok cell."""
+        if self.ok.empty:
+            return [Heading(self.title, 3), Paragraph("No ok cells for this problem.")]
+        return [Heading(self.title, 3), *(Paragraph(p) for p in (
+            data_sources(self.ok), problem_settings(self.ok)) if p)]
+
+
+def problem_parts(ctx: ReportContext, family: Family) -> Iterator[ProblemPart]:
+    """The problems of ``family`` in the report's cells, in title order."""
     df = ctx.cells[ctx.cells["family"] == family.name]
-    blocks: list[Any] = [Heading(family.title)]
     for title, tag, rows in by_problem(df):
         labelled = with_labels(rows)
-        ok = labelled[labelled["status"] == "ok"]
-        blocks.append(Heading(title, 3))
-        if ok.empty:
-            blocks.append(Paragraph("No ok cells for this problem."))
-        else:
-            blocks += [Paragraph(p) for p in (data_sources(ok), problem_settings(ok)) if p]
+        yield ProblemPart(title, tag, rows, labelled, labelled[labelled["status"] == "ok"])
+
+
+def generic_section(ctx: ReportContext, family: Family) -> list[Any]:
+    """The generic section of ``family``."""
+    blocks: list[Any] = [Heading(family.title)]
+    for part in problem_parts(ctx, family):
+        blocks += part.opening()
+        ok, tag = part.ok, part.tag
+        if not ok.empty:
             metrics = declared_metrics(ok)
-            swept = swept_params(ok)
+            swept = varying_problem_columns(ok)
             blocks.append(mark_not_ok(metric_table(ok, metrics, swept,
-                                                   f"{family.name}-{tag}-metrics"), labelled,
-                                      history=ctx.history))
+                                                   f"{family.name}-{tag}-metrics"),
+                                      part.labelled, history=ctx.history))
             figure = metric_figure(ctx, ok, metrics[:MAX_FIGURE_METRICS], swept,
                                    f"{family.name}-{tag}-metrics")
             if figure is not None:
                 blocks.append(figure)
-        blocks += claim_blocks(ctx, family, rows, where=title)
+        blocks += claim_blocks(ctx, family, part.rows, where=part.title)
     return blocks
 
 
@@ -67,9 +93,12 @@ def declared_metrics(ok: pd.DataFrame) -> list[str]:
     return [*names, "train_s"]
 
 
-def swept_params(ok: pd.DataFrame) -> list[str]:
-    """Problem parameters (``p_`` columns) that take more than one value in ``ok``."""
-    return [c for c in ok.columns if c.startswith("p_") and c != "p_dataset"
+def varying_problem_columns(ok: pd.DataFrame) -> list[str]:
+    """The problem parameter columns that take more than one value in ``ok``: the points
+    its table and figure show, data sets aside (:func:`~harness.report.labels.by_problem`
+    gives each its own heading)."""
+    headed = set(role_columns(DATASET, ok.columns))
+    return [c for c in ok.columns if is_parameter(c, PROBLEM) and c not in headed
             and ok[c].astype(str).nunique() > 1]
 
 
@@ -89,7 +118,6 @@ def spread(values: pd.Series, digits: int = 4) -> str:
 def metric_table(ok: pd.DataFrame, metrics: list[str], swept: list[str], name: str) -> Table:
     """One row per variant and swept-parameter value: each metric's median [min, max] over
     seeds."""
-    keys = ["label", *swept]
     rows = []
     for label in sort_labels(ok["label"]):
         g = ok[ok["label"] == label]
@@ -99,13 +127,13 @@ def metric_table(ok: pd.DataFrame, metrics: list[str], swept: list[str], name: s
             values = [param_text(v, _param(ok, c)) for c, v in zip(swept, point, strict=True)]
             rows.append([label, *values, p["seed"].nunique(),
                          *(spread(p[m]) for m in metrics)])
-    columns = ["variant", *(c[2:] for c in keys[1:]), "seeds", *metrics]
+    columns = ["variant", *(shown_name(c, ok) for c in swept), "seeds", *metrics]
     return Table(columns, rows, caption="Median over seeds [min, max].", name=name)
 
 
 def _param(ok: pd.DataFrame, column: str) -> Any:
     cls = registry.problems().get(ok["problem"].iloc[0])
-    return cls.parameters.get(column[2:]) if cls else None
+    return cls.parameters.get(short_name(column)) if cls else None
 
 
 def metric_figure(ctx: ReportContext, ok: pd.DataFrame, metrics: list[str],
@@ -136,10 +164,10 @@ def metric_figure(ctx: ReportContext, ok: pd.DataFrame, metrics: list[str],
                             alpha=0.18, lw=0)
         xs = ok[x].dropna() if x else None
         xlog = 2 if x is not None and (xs > 0).all() and xs.max() >= 8 * xs.min() else None
-        style_axes(ax, x[2:] if x else "variant", metric, xlog=xlog, ylog=positive,
+        style_axes(ax, shown_name(x, ok) if x else "variant", metric, xlog=xlog, ylog=positive,
                    legend=7 if ax is axes[0, 0] else None)
         if x is None:
             ax.set_xticks(np.arange(len(labels)), labels, rotation=30, fontsize=7)
-    against = f"against {x[2:]}" if x else "per variant"
+    against = f"against {shown_name(x, ok)}" if x else "per variant"
     return ctx.save_figure(fig, name, f"{', '.join(metrics)} {against}: median over seeds, "
                                       f"band or bar = min…max.")

@@ -10,6 +10,15 @@ import pandas as pd
 
 from .. import registry
 from ..variant import non_defaults, variant_label
+from ..vocabulary import (
+    DATA_SOURCE,
+    DATASET,
+    PROBLEM,
+    STRATEGY,
+    column,
+    parameters_in,
+    role_columns,
+)
 
 _NUMBER = re.compile(r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
 
@@ -31,8 +40,9 @@ def with_labels(df: pd.DataFrame, omit: Iterable[str] = ()) -> pd.DataFrame:
     """``df`` with a ``label`` column: each row's strategy variant, the strategy name plus
     every parameter not at its default (:func:`harness.variant.variant_label`), e.g.
     ``sgd[lr=0.01,epochs=10]``. The row's own ``variant`` column when it has one (its
-    defaults are those of the run that wrote it); computed from the ``s_`` columns for rows
-    written before the column existed, or when ``omit`` leaves parameters out."""
+    defaults are those of the run that wrote it); computed from the strategy parameter
+    columns for rows written before the column existed, or when ``omit`` leaves parameters
+    out."""
     df = df.copy()
     omit = tuple(omit)
     stored = df["variant"] if "variant" in df and not omit else pd.Series(None, index=df.index)
@@ -43,9 +53,9 @@ def with_labels(df: pd.DataFrame, omit: Iterable[str] = ()) -> pd.DataFrame:
 
 
 def strategy_variant(row: pd.Series, omit: Iterable[str] = ()) -> str:
-    """The variant label of one cells row, from its ``strategy`` and ``s_`` columns."""
-    values = {c[2:]: None if _isna(v) else v for c, v in row.items()
-              if isinstance(c, str) and c.startswith("s_")}
+    """The variant label of one cells row, from its ``strategy`` and strategy parameter
+    columns."""
+    values = {k: None if _isna(v) else v for k, v in parameters_in(row, STRATEGY).items()}
     return variant_label("strategy", str(row["strategy"]), values, omit)
 
 
@@ -61,8 +71,9 @@ def problem_settings(rows: pd.DataFrame) -> str | None:
             continue
         found: dict[str, list[str]] = {}
         for _, row in g.iterrows():
-            values = {k: None if _isna(row.get(f"p_{k}")) else row.get(f"p_{k}")
-                      for k, p in cls.parameters.items() if p.identity and f"p_{k}" in row}
+            values = {k: None if _isna(row[c]) else row[c]
+                      for k, p in cls.parameters.items()
+                      if p.identity and (c := column(PROBLEM, k)) in row}
             for key, text in non_defaults(cls.parameters, values):
                 found.setdefault(key, [])
                 if text not in found[key]:
@@ -81,9 +92,10 @@ def _isna(value: Any) -> bool:
 
 
 def by_problem(df: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:
-    """(title, file tag, rows) per problem, and per dataset where the problem has one,
-    e.g. ("flows / moons", "flows-moons", rows)."""
-    keys = ["problem", "p_dataset"] if "p_dataset" in df else ["problem"]
+    """(title, file tag, rows) per problem, and per data set (a column of role
+    :data:`~harness.vocabulary.DATASET`) where the problem has one, e.g. ("flows / moons",
+    "flows-moons", rows)."""
+    keys = ["problem", *role_columns(DATASET, df.columns)]
     for key, rows in df.groupby(keys, sort=True, dropna=False):
         parts = [str(k) for k in (key if isinstance(key, tuple) else (key,))
                  if isinstance(k, str)]
@@ -91,9 +103,9 @@ def by_problem(df: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:
 
 
 def data_sources(rows: pd.DataFrame) -> str | None:
-    """The ``data_source`` values of ``rows`` (which images a problem used), as a sentence;
-    None when no row records one."""
-    if "data_source" not in rows:
-        return None
-    found = sorted(rows["data_source"].dropna().unique())
+    """The values of ``rows``'s columns of role :data:`~harness.vocabulary.DATA_SOURCE`
+    (which data a problem used, e.g. ``data_source``), as a sentence; None when no row
+    records one."""
+    found = sorted({v for c in role_columns(DATA_SOURCE, rows.columns)
+                    for v in rows[c].dropna().unique()})
     return ("Data: " + "; ".join(found) + ".") if found else None

@@ -3,10 +3,10 @@ provenance of every run that wrote into the folder."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from ..audit import audit_lines
+from ..folder import OutputFolder
 from .document import Heading, Paragraph, Table
 from .labels import with_labels
 
@@ -17,6 +17,13 @@ if TYPE_CHECKING:
 def overview_blocks(ctx: ReportContext) -> list[Any]:
     df = ctx.cells
     blocks: list[Any] = [Heading("Overview")]
+    damaged = OutputFolder(ctx.out).damaged()
+    if damaged:  # set aside by a reader; their rows are not in this report
+        blocks.append(Paragraph(
+            f"{len(damaged)} file(s) of this folder could not be read and were set aside in "
+            f"`{damaged[0].parent.name}/` ({', '.join(p.name for p in damaged)}): the cells "
+            "whose rows they held count as not run here. Put an intact copy back, or rerun "
+            "the grid (`harness run` reruns cells without a row)."))
     if df.empty:
         return [*blocks, Paragraph("No cells recorded yet.")]
     counts = df["status"].value_counts()
@@ -59,12 +66,7 @@ def _job_text(run: dict[str, Any]) -> str:
 
 def provenance_blocks(ctx: ReportContext) -> list[Any]:
     blocks: list[Any] = [Heading("Provenance")]
-    runs = []
-    for path in sorted((ctx.out / "runs").glob("*.json")):
-        try:
-            runs.append(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError):
-            continue
+    runs = OutputFolder(ctx.out).manifests()
     if runs:
         rows = [[r.get("run_id"), r.get("started_at", "")[:19], r.get("backend"),
                  _job_text(r), r.get("cells_finished", "–"), r.get("host"),

@@ -14,6 +14,7 @@ from ..audit import TIMING_FLAG
 from ..result import FAILED, OK
 from ..schema import timing_columns
 from ..stats import NOT_FINITE, NOT_POSITIVE, Estimate, estimate
+from ..vocabulary import STRATEGY, parameter_names
 from .selection import ClaimRefused, select_variant
 
 COUNTED = tuple(sorted(FAILED))  # a method's failure is an outcome: the worst one
@@ -132,8 +133,9 @@ def paired_values(rows: pd.DataFrame, selector: str, baseline: str, metric: str,
                   ) -> tuple[pd.DataFrame, Accounting]:
     """The cells of the variants ``selector`` and ``baseline`` paired (see
     :func:`pair_rows`), failed cells counted as the worst outcome, and the accounting.
-    ``keys``: parameter columns both sides are paired on (and free to vary)."""
-    free = tuple(k[2:] if k.startswith("s_") else k for k in keys)
+    ``keys``: columns both sides are paired on (strategy parameters among them are free
+    to vary)."""
+    free = parameter_names(keys, STRATEGY)
     a, acc_a = variant_values(rows, selector, metric, free, worse, failed)
     b, acc_b = variant_values(rows, baseline, metric, free, worse, failed)
     return pair_rows(a, b, metric, keys), acc_a.versus(acc_b)

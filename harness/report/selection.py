@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import yaml
 
 from .. import registry
+from ..errors import InputError
+from ..vocabulary import STRATEGY, column, parameter_columns, parameter_name
 
 _SELECTOR = re.compile(r"^(?P<name>[A-Za-z0-9_]+)(\[(?P<params>[^\]]*)\])?$")
 
@@ -23,22 +26,62 @@ class ClaimRefused(Exception):
     The verdict is ``refused``, never a number."""
 
 
-def _parse_selector(selector: str) -> tuple[str, list[tuple[str, str, Any]]]:
+@dataclass(frozen=True)
+class Condition:
+    """``key=value`` or ``key!=value`` of a selector: a strategy parameter, its result
+    column, and the value typed as the strategy declares it (as written when it declares
+    no such parameter)."""
+
+    key: str
+    column: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A strategy selector compiled once: the strategy's ``name``, its registered class
+    (None when there is none) and the conditions in the order written."""
+
+    name: str
+    strategy: Any
+    conditions: tuple[Condition, ...]
+
+    def unknown(self) -> list[str]:
+        """Keys the strategy does not declare."""
+        declared = getattr(self.strategy, "parameters", {})
+        return [c.key for c in self.conditions if c.key not in declared]
+
+    def values(self) -> dict[str, Any]:
+        """``{key: value}`` of every condition (``!=`` ones too, as the figures read it)."""
+        return {c.key: c.value for c in self.conditions}
+
+
+def parse_selector(selector: str) -> Selector:
+    """Compile ``name`` or ``name[key=value,key!=value,…]``: the keys are the strategy's
+    parameters (bare, or as their result columns), the values typed as it declares them
+    (``1e-3`` → 0.001). A ``ValueError`` (a ``ParamError`` for a value the parameter does
+    not allow) says what is wrong."""
     match = _SELECTOR.match(str(selector).strip())
     if not match:
         raise ValueError(f"strategy selector {selector!r}; write name or "
                          f"name[key=value,key!=value,…]")
+    cls = registry.strategies().get(match["name"])
+    declared = getattr(cls, "parameters", {})
     conditions = []
     for item in filter(None, (match["params"] or "").split(",")):
         key, op, value = re.split(r"(!=|=)", item, maxsplit=1) if "=" in item else (
             item, "=", "")
-        conditions.append((key.strip(), op, yaml.safe_load(value.strip())))
-    return match["name"], conditions
-
-
-def _typed(cls: Any, conditions: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
-    """The selector's values as the strategy's parameters type them (``1e-3`` → 0.001)."""
-    return [(key, op, cls.validate({key: value})[key]) for key, op, value in conditions]
+        key = key.strip()
+        try:  # a parameter's own name first: it may itself start like a column
+            key = key if key in declared else parameter_name(key, STRATEGY)
+        except InputError as err:
+            raise ValueError(f"strategy selector {selector!r}: {err}") from None
+        value = yaml.safe_load(value.strip())
+        if key in declared:
+            value = declared[key].coerce(key, value)
+        conditions.append(Condition(key, column(STRATEGY, key), op, value))
+    return Selector(match["name"], cls, tuple(conditions))
 
 
 def _matches(column: pd.Series, value: Any) -> pd.Series:
@@ -64,24 +107,25 @@ def select_variant(df: pd.DataFrame, selector: str, free: tuple[str, ...] = ()
     nothing matches — the claim is refused (:class:`ClaimRefused`) with the variants
     present. ``free``: parameters the
     check sweeps or pairs over (``over``), which may take every value."""
-    name, conditions = _parse_selector(selector)
-    cls = registry.strategies().get(name)
+    try:
+        sel = parse_selector(selector)
+    except ValueError as err:
+        raise ClaimRefused(str(err)) from None
+    name, cls = sel.name, sel.strategy
     if cls is None:
         raise ClaimRefused(f"`{selector}`: no strategy {name!r} is registered")
-    unknown = [k for k, _, _ in conditions if k not in cls.parameters]
-    if unknown:
-        raise ClaimRefused(f"`{selector}`: {name} has no parameter {unknown[0]!r}; its "
+    if sel.unknown():
+        raise ClaimRefused(f"`{selector}`: {name} has no parameter {sel.unknown()[0]!r}; its "
                            f"parameters: {', '.join(cls.parameters)}")
     rows = df[df["strategy"] == name]
-    for key, op, value in _typed(cls, conditions):
-        col = f"s_{key}"
-        if col in rows:
-            hit = _matches(rows[col], value)
-            rows = rows[hit if op == "=" else ~hit]
-    named = {k for k, op, _ in conditions if op == "="}
-    excluded = {k for k, op, _ in conditions if op == "!="}  # must leave exactly one value
+    for c in sel.conditions:
+        if c.column in rows:
+            hit = _matches(rows[c.column], c.value)
+            rows = rows[hit if c.op == "=" else ~hit]
+    named = {c.key for c in sel.conditions if c.op == "="}
+    excluded = {c.key for c in sel.conditions if c.op == "!="}  # must leave exactly one value
     for key, param in cls.parameters.items():
-        col = f"s_{key}"
+        col = column(STRATEGY, key)
         if key in named or key in free or col not in rows:
             continue
         if rows[col].astype(str).nunique() > 1:
@@ -102,14 +146,11 @@ def select_strategy(df: pd.DataFrame, selector: str) -> pd.DataFrame:
     """Rows of ``df`` run with the strategy ``selector`` (``name`` or ``name[k=v,…]``),
     every parameter it does not name at its default; for figures and tables that show a
     variant when present (a claim uses :func:`select_variant`, which refuses ambiguity)."""
-    name, conditions = _parse_selector(selector)
-    cls = registry.strategies().get(name)
-    if cls is None:
+    sel = parse_selector(selector)
+    if sel.strategy is None:
         return df.iloc[0:0]
-    params = cls.validate({k: v for k, _, v in conditions})
-    mask = df["strategy"] == name
-    for key, value in params.items():
-        col = f"s_{key}"
+    mask = df["strategy"] == sel.name
+    for col, value in parameter_columns(STRATEGY, sel.strategy.validate(sel.values())).items():
         if col in df:
             mask &= _matches(df[col], value)
     return df[mask]
@@ -125,13 +166,12 @@ def describe_selector(selector: str) -> str | None:
     """The strategy's own words for the variant ``selector`` names (``Strategy.describe``),
     or None."""
     try:
-        name, conditions = _parse_selector(selector)
+        sel = parse_selector(selector)
     except ValueError:
         return None
-    cls = registry.strategies().get(name)
-    if cls is None or any(op == "!=" for _, op, _ in conditions):
+    if sel.strategy is None or any(c.op == "!=" for c in sel.conditions):
         return None
-    return cls.describe(cls.validate({k: v for k, _, v in conditions}))
+    return sel.strategy.describe(sel.strategy.validate(sel.values()))
 
 
 def describe_variant(rows: pd.DataFrame) -> str | None:

@@ -1,4 +1,4 @@
-"""The record of a grid's Slurm jobs: ``DIR/slurm/jobs.json``, one entry per submission.
+"""The record of a grid's Slurm jobs (``OutputFolder.jobs_file``), one entry per submission.
 
 ``harness status`` and ``harness cancel`` read it; each entry says which job ids belong to
 the folder, the mode, and (array) how many shards, so that every cell maps to one task.
@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import atomic
+from ..errors import DataError
+from ..folder import OutputFolder
 
 
 @dataclass(frozen=True)
@@ -28,20 +30,20 @@ class Job:
         return f"{self.job_id}_{shard}" if self.mode == "array" else self.job_id
 
 
-def jobs_file(out: Path) -> Path:
-    return out / "slurm" / "jobs.json"
-
-
 def load_jobs(out: Path) -> list[Job]:
     """Every submission recorded for ``out``, oldest first ([] if none)."""
-    path = jobs_file(out)
+    path = OutputFolder(out).jobs_file
     if not path.exists():
         return []
-    return [Job(**entry) for entry in json.loads(path.read_text())]
+    try:
+        return [Job(**entry) for entry in json.loads(path.read_text())]
+    except (ValueError, TypeError) as err:  # written atomically: edited by hand or damaged
+        raise DataError(f"not a record of Slurm jobs ({err}); restore it, or move it away "
+                        "to forget the folder's jobs", file=str(path)) from None
 
 
 def record_job(out: Path, job: Job) -> None:
     """Append ``job`` to the record (atomically)."""
-    path = jobs_file(out)
+    path = OutputFolder(out).jobs_file
     entries = [asdict(j) for j in load_jobs(out)] + [asdict(job)]
     atomic.write_text(path, json.dumps(entries, indent=2))

@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..folder import OutputFolder
 from .directives import Request, sbatch_directives
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -44,8 +45,7 @@ def fill(template: str, values: dict[str, str]) -> str:
 
 def render(req: Request, inputs: ScriptInputs) -> str:
     """The complete sbatch script for ``req`` (its mode picks the template)."""
-    log = inputs.out / "slurm" / "logs" / ("%x-%A_%a.out" if req.mode == "array"
-                                          else "%x-%j.out")
+    log = OutputFolder(inputs.out).job_log_pattern(array=req.mode == "array")
     directives = sbatch_directives(req, job_name=f"harness-{inputs.grid_name}",
                                    log_pattern=str(log))
     common = fill((TEMPLATES / "common.sh").read_text(), {"WARN_S": str(req.warn_s)})

@@ -77,16 +77,16 @@ def submit_grid(grid_file: str, out: str, req: Request, *, setup: tuple[str, ...
     number = len(load_jobs(out_dir)) + 1
     # the job runs a snapshot of the grid, so editing the grid file after submitting
     # changes neither what a requeued task runs nor which shard owns which cell
-    snapshot = out_dir / "slurm" / f"grid-{number}.yaml"
+    snapshot = store.folder.grid_snapshot(number)
     inputs = ScriptInputs(grid_name=grid.name, grid_file=snapshot, out=out_dir,
                           cells=len(grid.cells), harness=executable("harness"),
                           ray=executable("ray"), setup=setup)
     text = render(req, inputs)
     store.create()
-    (out_dir / "slurm" / "logs").mkdir(parents=True, exist_ok=True)
-    write_grid_copy(store.out, grid)
+    store.folder.job_logs_dir.mkdir(parents=True, exist_ok=True)
+    write_grid_copy(store.folder, grid)
     atomic.write_text(snapshot, grid.text)
-    script = out_dir / "slurm" / f"{req.mode}-{number}.sbatch"
+    script = store.folder.job_script(req.mode, number)
     script.write_text(text)
     script.chmod(0o755)
     if dry_run or not plan.to_run:

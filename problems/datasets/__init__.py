@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from harness import vocabulary
 from harness.errors import DataError
 from harness.params import Param
 from harness.plugin import Metric
@@ -35,7 +36,7 @@ def data_dir_param(what: str) -> Param:
 
 
 DATA_SOURCE = Metric(str, "which images were used: the set, its source and version, and "
-                          "for mnist5k a digest of its pixels")
+                          "for mnist5k a digest of its pixels", role=vocabulary.DATA_SOURCE)
 
 
 def describe_images(dataset: str) -> str:

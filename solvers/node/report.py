@@ -26,8 +26,9 @@ from harness.report.claims import (
     summarise_pairs,
     target,
 )
-from harness.report.document import Heading, Paragraph, Table, fmt
-from harness.report.labels import by_problem, problem_settings, sort_labels, with_labels
+from harness.report.document import Heading, Table, fmt
+from harness.report.generic import problem_parts
+from harness.report.labels import by_problem, sort_labels, with_labels
 from harness.report.outcomes import mark_not_ok
 from harness.stats import Estimate, estimate, holm
 
@@ -80,28 +81,22 @@ class Comparison:
 def section(ctx: ReportContext, family: Family) -> list[Any]:
     """The family's section: per problem the paper's table and figures, then the verdicts
     (judged over all problems)."""
-    df = ctx.cells[ctx.cells["family"] == family.name]
     blocks: list[Any] = [Heading(family.title)]
-    for title, tag, rows in by_problem(df):
-        labelled = with_labels(rows)
-        ok = labelled[labelled["status"] == "ok"]
-        blocks.append(Heading(title, 3))
+    for part in problem_parts(ctx, family):
+        blocks += part.opening()
+        ok, tag = part.ok, part.tag
         if ok.empty:
-            blocks.append(Paragraph("No ok cells for this problem."))
             continue
-        settings = problem_settings(ok)
-        if settings:
-            blocks.append(Paragraph(settings))
         quality = _quality(ok)
         try:
-            comp = _compare(rows, title)
+            comp = _compare(part.rows, part.title)
         except ClaimRefused:
             comp = None  # the claims below say why
-        blocks.append(mark_not_ok(_table(ok, quality, comp, f"node-{tag}"), labelled,
+        blocks.append(mark_not_ok(_table(ok, quality, comp, f"node-{tag}"), part.labelled,
                                   history=ctx.history))
         blocks += [b for b in (_loss_vs_time(ctx, ok, tag), _taylor(ctx, ok, tag),
                                _samples(ctx, ok, tag)) if b is not None]
-    blocks += claim_blocks(ctx, family, df)
+    blocks += claim_blocks(ctx, family, ctx.cells[ctx.cells["family"] == family.name])
     return blocks
 
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from harness.errors import ParamError
 from harness.params import Param
 from harness.plugin import Diverged, Fit, Metric, RunContext, Strategy
+from harness.vocabulary import PER_ITERATION
 
 from .integrators import ADAPTIVE_METHODS, RK4_RULES, Adaptive, FixedStepRK4, Integrator
 from .train import NodeSolution, train_node
@@ -28,7 +29,8 @@ METRICS: dict[str, Metric] = {
     "nfe_fwd": Metric(float, "function evaluations per iteration in the forward solve (mean)"),
     "nfe_bwd": Metric(float, "function evaluations per iteration in the backward pass (mean; "
                              "0 for Disc-Opt, the adjoint solve for Opt-Disc)"),
-    "iter_s": Metric(float, "wall time of one training iteration, median (s)", "s"),
+    "iter_s": Metric(float, "wall time of one training iteration, median (s)", "s",
+                     role=PER_ITERATION),
     "time_to_target": Metric(float, "training time until the loss first reached target_loss "
                                     "(s); null if never or no target", "s"),
     "iter_to_target": Metric(int, "iterations until the loss first reached target_loss"),

@@ -33,13 +33,14 @@ from harness.report.document import Heading, Paragraph, Table, fmt
 from harness.report.labels import data_sources, problem_settings, sort_labels, with_labels
 from harness.report.outcomes import not_ok_sentence
 from harness.stats import estimate
+from harness.vocabulary import PROBLEM, column
 
 from .strategies import AUTHORS, AUTHORS_CAPS, Hybrid, MinNorm, Tikhonov
 
 if TYPE_CHECKING:
     from harness.report import ReportContext
 
-M, N = "p_n_features", "p_n_train"
+M, N, DATASET = (column(PROBLEM, p) for p in ("n_features", "n_train", "dataset"))
 # The references printed beside every spike verdict: no regularization, and weight decay
 # tuned on the test data.
 SPIKE_REFERENCES = (MinNorm.name, f"{Tikhonov.name}[select=oracle]")
@@ -52,7 +53,7 @@ def section(ctx: ReportContext, family: Family) -> list[Any]:
     iterations, and the verdicts."""
     df = with_labels(ctx.cells[ctx.cells["family"] == family.name])
     blocks: list[Any] = [Heading(family.title)]
-    for (dataset, n), setting in df.groupby(["p_dataset", N], sort=True):
+    for (dataset, n), setting in df.groupby([DATASET, N], sort=True):
         n = int(n)
         tag = f"{dataset}-n{n}"
         ok = setting[setting["status"] == "ok"]

@@ -28,16 +28,14 @@ from harness.report.claims import (
     summarise_pairs,
 )
 from harness.report.document import Heading, Paragraph, Table, fmt
-from harness.report.generic import spread
+from harness.report.generic import problem_parts, spread
 from harness.report.labels import (
-    by_problem,
-    data_sources,
-    problem_settings,
     sort_labels,
     with_labels,
 )
 from harness.report.outcomes import mark_not_ok
 from harness.stats import Estimate
+from harness.vocabulary import STRATEGY, column
 
 from .strategies import AdamSeparable as Adam
 from .strategies import SlimTrain
@@ -47,29 +45,25 @@ if TYPE_CHECKING:
     from harness.report import ReportContext
 
 FREE = ("lr",)  # the checks pair or sweep the learning rate; every other parameter is fixed
+LR, LB = column(STRATEGY, "lr"), column(STRATEGY, "lb")
 
 
 def section(ctx: ReportContext, family: Family) -> list[Any]:
     """Per problem: loss curves, learning-rate sensitivity, the paper's error table, cost,
     and the verdicts."""
-    df = ctx.cells[ctx.cells["family"] == family.name]
     blocks: list[Any] = [Heading(family.title)]
-    for title, tag, rows in by_problem(df):
-        labelled = with_labels(rows)
-        ok = labelled[labelled["status"] == "ok"]
-        blocks.append(Heading(title, 3))
-        if ok.empty:
-            blocks.append(Paragraph("No ok cells for this problem."))
+    for part in problem_parts(ctx, family):
+        blocks += part.opening()
+        if part.ok.empty:
             continue
-        blocks += [Paragraph(p) for p in (data_sources(ok), problem_settings(ok)) if p]
-        ok = _variant_labels(ok)
+        ok, tag = _variant_labels(part.ok), part.tag
         curves = _curves(ctx, ok)
-        tables = [mark_not_ok(table, labelled, history=ctx.history)
+        tables = [mark_not_ok(table, part.labelled, history=ctx.history)
                   for table in (_error_table(ok, tag), _cost_table(ok, tag))]
         blocks += [b for b in (_loss_figure(ctx, curves, tag), _lr_figure(ctx, ok, tag),
                                _theta_figure(ctx, ok, tag), *tables) if b is not None]
         blocks += _sgcv_branch(ctx, ok, tag)
-        blocks += claim_blocks(ctx, family, rows, where=title)
+        blocks += claim_blocks(ctx, family, part.rows, where=part.title)
     return blocks
 
 
@@ -92,17 +86,17 @@ def _sgcv_branch(ctx: ReportContext, ok: pd.DataFrame, tag: str) -> list[Any]:
         return []
     wide = h.pivot_table(index=["cell_id", "step"], columns="metric", values="value")
     wide = wide.dropna(subset=["sgcv_free"]).reset_index()
-    wide = wide.merge(ok[["cell_id", "method", "s_lb"]], on="cell_id")
+    wide = wide.merge(ok[["cell_id", "method", LB]], on="cell_id")
     rows, said = [], []
     for variant, g in wide.groupby("method", sort=True):
         wrong = int((g["sgcv_free"] <= 0).sum())
-        at_lb = int((g["lam_bar"] <= g["s_lb"] * (1 + 1e-6)).sum())
+        at_lb = int((g["lam_bar"] <= g[LB] * (1 + 1e-6)).sum())
         rows.append([f"`{variant}`", len(g), f"{wrong} ({wrong / len(g):.0%})",
                      f"{at_lb} ({at_lb / len(g):.0%})", fmt(g["lam_bar"].median())])
         if 2 * wrong >= len(g):
             said.append(f"`{variant}` minimised sGCV on its wrong branch in {wrong} of "
                         f"{len(g)} batches, and Λ̄ sat at the lower bound "
-                        f"{fmt(g['s_lb'].iloc[0])} in {at_lb}" + (
+                        f"{fmt(g[LB].iloc[0])} in {at_lb}" + (
                             ": in these runs its last layer was in effect fitted "
                             "unregularised, not by a GCV-chosen Λ." if 2 * at_lb >= len(g)
                             else "."))
@@ -120,12 +114,13 @@ def _sgcv_branch(ctx: ReportContext, ok: pd.DataFrame, tag: str) -> list[Any]:
 
 
 def _curves(ctx: ReportContext, ok: pd.DataFrame, metric: str = "loss") -> pd.DataFrame:
-    """Per-epoch values of ``metric``: history columns plus method, strategy, s_lr, seed."""
+    """Per-epoch values of ``metric``: history columns plus method, strategy, learning rate
+    (``LR``) and seed."""
     h = ctx.history
     if h.empty:
         return pd.DataFrame()
     h = h[h["cell_id"].isin(ok["cell_id"]) & (h["metric"] == metric)]
-    return h.merge(ok[["cell_id", "method", "strategy", "s_lr", "seed"]], on="cell_id")
+    return h.merge(ok[["cell_id", "method", "strategy", LR, "seed"]], on="cell_id")
 
 
 def _loss_figure(ctx: ReportContext, curves: pd.DataFrame, tag: str):
@@ -133,7 +128,7 @@ def _loss_figure(ctx: ReportContext, curves: pd.DataFrame, tag: str):
 
     if curves.empty:
         return None
-    lrs = sorted(curves["s_lr"].unique())
+    lrs = sorted(curves[LR].unique())
     fig, axes = plt.subplots(1, len(lrs), figsize=(4.6 * len(lrs), 4), sharey=True,
                              squeeze=False)
     variants = sort_labels(curves["method"])
@@ -141,7 +136,7 @@ def _loss_figure(ctx: ReportContext, curves: pd.DataFrame, tag: str):
     for ax, lr in zip(axes[0], lrs, strict=True):
         for variant in variants:
             for split, style in (("train", "--"), ("val", "-")):
-                c = curves[(curves["s_lr"] == lr) & (curves["method"] == variant)
+                c = curves[(curves[LR] == lr) & (curves["method"] == variant)
                            & (curves["split"] == split)]
                 if c.empty:
                     continue
@@ -168,11 +163,11 @@ def _loss_figure(ctx: ReportContext, curves: pd.DataFrame, tag: str):
 def _lr_figure(ctx: ReportContext, ok: pd.DataFrame, tag: str):
     import matplotlib.pyplot as plt
 
-    if ok["s_lr"].nunique() < 2:
+    if ok[LR].nunique() < 2:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for variant, g in ok.groupby("method"):
-        stats = g.groupby("s_lr")["val_loss"].agg(["median", "min", "max"])
+        stats = g.groupby(LR)["val_loss"].agg(["median", "min", "max"])
         (line,) = ax.plot(stats.index, stats["median"], marker="o", label=variant)
         ax.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(),
                         alpha=0.15, lw=0)
@@ -190,7 +185,7 @@ def _theta_figure(ctx: ReportContext, ok: pd.DataFrame, tag: str):
     if h.empty:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for (variant, lr), g in h.groupby(["method", "s_lr"]):
+    for (variant, lr), g in h.groupby(["method", LR]):
         med = g.groupby("step")["value"].median()
         ax.plot(med.index + 1, med.values, label=f"{variant}, lr {lr:g}")
     style_axes(ax, "epoch", "‖θₖ − θₖ₋₁‖", ncol=2)
@@ -241,9 +236,9 @@ def _per_lr(check: dict, rows: pd.DataFrame, metric: str) -> dict[float, Estimat
     sel, base = _sides(check)
     sides = [select_variant(rows, s, FREE) for s in (sel, base)]
     points = {}
-    for lr in sorted(rows["s_lr"].dropna().unique()):
-        scope = rows[rows["s_lr"] == lr]
-        (a, acc_a), (b, acc_b) = (outcome_values(x[x["s_lr"] == lr], scope, metric)
+    for lr in sorted(rows[LR].dropna().unique()):
+        scope = rows[rows[LR] == lr]
+        (a, acc_a), (b, acc_b) = (outcome_values(x[x[LR] == lr], scope, metric)
                                   for x in sides)
         points[float(lr)] = summarise_pairs(pair_rows(a, b, metric), "ratio",
                                             acc_a.versus(acc_b))
@@ -278,7 +273,7 @@ def lr_spread_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Meas
 
     def spread(selector: str) -> tuple[pd.Series, Accounting]:
         values, acc = outcome_values(select_variant(rows, selector, FREE), rows, "val_loss")
-        per = values.pivot_table(index="seed", columns="s_lr", values="val_loss",
+        per = values.pivot_table(index="seed", columns=LR, values="val_loss",
                                  aggfunc="mean")
         if per.shape[1] < 2:
             return pd.Series(dtype=float), acc
@@ -308,7 +303,7 @@ def epoch_time_ratio(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Mea
     criterion = (f"time per epoch of `{sel}` ÷ that of `{base}`, per seed (its learning "
                  f"rates' ratios averaged on the log scale), {check['op']} "
                  f"{check['threshold']:g}")
-    pairs, acc = paired_values(rows, sel, base, "epoch_s", ("s_lr",), failed="exclude")
+    pairs, acc = paired_values(rows, sel, base, "epoch_s", (LR,), failed="exclude")
     est = summarise_pairs(pairs, "ratio", acc)
     if est is None:
         return Measurement(criterion, nothing_left("no cells of one of the strategies", acc),

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from harness.errors import ParamError
 from harness.params import Param
 from harness.plugin import Diverged, Fit, Metric, RunContext, Strategy
+from harness.vocabulary import PER_ITERATION
 
 from .slimtik import DENOMINATORS, SELECT, TRIALS, SlimTik, pytorch_rule_gap
 from .train import n_features, train_separable
@@ -25,7 +26,8 @@ METRICS: dict[str, Metric] = {
     "val_loss": Metric(float, "the problem's reported loss on the validation set after the "
                               "last epoch"),
     "best_val_loss": Metric(float, "lowest validation loss over the epochs"),
-    "epoch_s": Metric(float, "median wall time of one epoch, evaluation excluded (s)", "s"),
+    "epoch_s": Metric(float, "median wall time of one epoch, evaluation excluded (s)", "s",
+                      role=PER_ITERATION),
     "lam_bar": Metric(float, "slimtrain: final cumulative regularization Λ̄ (null for adam)"),
 }
 

@@ -1,6 +1,8 @@
-"""What the separable-network problems share: the task handed to ``slimtrain``/``adam`` and
-the evaluation (losses and per-sample relative errors ‖W z − c‖/‖c‖ on each split,
-summarised as the paper's table prints them: mean, std, min, max; and their median)."""
+"""What the separable family's problems (``problems/peaks.py``, ``cdr.py``,
+``autoencoder.py``) share: the task handed to ``slimtrain``/``adam`` and the evaluation
+(losses and per-sample relative errors ‖W z − c‖/‖c‖ on each split, summarised as the
+paper's table prints them: mean, std, min, max; and their median). Like the strategies, an
+adapter between the family's numerics and the engine."""
 
 from __future__ import annotations
 
@@ -8,15 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from harness.solvers.separable.train import (
-    REL_ERR_STATS,
-    SPLITS,
-    SeparableSolution,
-    split_errors,
-)
 from torch import nn
 
 from harness.plugin import Metric, RunContext
+
+from .train import REL_ERR_STATS, SPLITS, SeparableSolution, split_errors
 
 SEPARABLE_METRICS: dict[str, Metric] = {
     "test_loss": Metric(float, "the problem's reported loss on the test set: (1/2N)‖WZ − C‖² "

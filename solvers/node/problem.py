@@ -1,6 +1,8 @@
-"""What the CNF problems (``cnf_toy``, ``cnf_tabular``) share: the task handed to the
-``node`` strategies, the common parameters and metrics, and the evaluation (test NLL with
-the exact trace under three discretizations, inverse error, end time)."""
+"""What the node family's problems, the CNFs (``problems/cnf_toy.py``,
+``problems/cnf_tabular.py``), share: the task handed to the ``node`` strategies, the common
+parameters and metrics, and the evaluation (test NLL with the exact trace under three
+discretizations, inverse error, end time). Like the strategies, an adapter between the
+family's numerics and the engine."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from harness.solvers.node import Integrator, NodeSolution, unless_blown_up
-from harness.solvers.node.cnf import CNF, DIVERGENCES, NONLINEARITIES, inverse_error
 
 from harness.params import Param
 from harness.plugin import Metric, RunContext
+
+from .cnf import CNF, DIVERGENCES, NONLINEARITIES, inverse_error
+from .integrators import Integrator, unless_blown_up
+from .train import NodeSolution
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
