@@ -235,7 +235,8 @@ def _output_folder(path: str, *, must_exist: bool) -> Path:
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder", file=str(out))
     if must_exist and not OutputFolder(out).is_results_folder():
-        raise InputError("is not an output folder of 'harness run' (no cells/ inside)",
+        raise InputError(f"is not an output folder of 'harness run' (no "
+                         f"{OutputFolder(out).cells_dir.name}/ inside)",
                          file=str(out))
     return out
 
@@ -446,8 +447,9 @@ def cmd_list(args: argparse.Namespace) -> int:
                 print(f"{kind} {name}: {cls.summary()}")
                 for pname, p in cls.parameters.items():
                     default = "(required)" if p.required else repr(p.default)
+                    role = f" [role: {p.role.name}]" if p.role else ""
                     print(f"    {pname:<14} {p.kind.__name__:<5} default {default:<12} "
-                          f"{p.allowed()}. {p.doc}")
+                          f"{p.allowed()}. {p.doc}{role}")
         print()
     return EXIT_OK
 

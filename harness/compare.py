@@ -38,7 +38,7 @@ import pandas as pd
 from . import atomic, audit
 from .errors import InputError
 from .folder import OutputFolder
-from .matching import check_ignored, flat_params, match_keys, refuse_collisions
+from .matching import ignored_values, match_keys, refuse_collisions, resolve_ignored
 from .report.document import Document, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from .report.labels import by_problem, label_sort_key, sort_labels, with_labels
 from .result import FAILED, OK
@@ -50,6 +50,7 @@ from .vocabulary import PER_ITERATION, PROBLEM, is_parameter, role_columns, show
 
 FAMILY_ERROR = 0.05  # Holm across the variants and the whole run, one-sided
 MACHINE = ("host", "gpu_name", "device", "backend")  # where a cell ran, per row
+_MD = OutputFolder(".").documents("compare")[0].name  # where the differences are listed
 UNMATCHED = ["cell_id", "title", "label", "seed", "status"]  # the columns of unmatched cells
 SHOWN = 10  # variants named per line on the terminal
 
@@ -144,14 +145,14 @@ def compare_cells(a: pd.DataFrame, b: pd.DataFrame, base: Path, new: Path,
                   cpu_models: tuple[list[str], list[str]] = ([], []),
                   ignore: Iterable[str] = ()) -> RunComparison:
     """The comparison of two cells tables (latest attempts) of one grid."""
-    ignored = tuple(sorted(set(ignore)))
-    check_ignored(a, b, ignored)
+    columns = resolve_ignored(a, b, dict.fromkeys(ignore))  # {column: name shown}
+    ignored = tuple(columns.values())
     machines = {col: (_distinct(a, col), _distinct(b, col)) for col in MACHINE}
     machines["CPU model"] = cpu_models
     a, b = _labelled(a), _labelled(b)
-    a["match"], b["match"] = match_keys(a, ignored), match_keys(b, ignored)
+    a["match"], b["match"] = match_keys(a, columns), match_keys(b, columns)
     for side, name in ((a, "BASE"), (b, "NEW")):
-        refuse_collisions(side, name, ignored)
+        refuse_collisions(side, name, columns)
     common = sorted(set(a["match"]) & set(b["match"]))
     if not common:
         raise InputError(f"no cell in common with {new} ({len(a)} and {len(b)} cells"
@@ -170,7 +171,7 @@ def compare_cells(a: pd.DataFrame, b: pd.DataFrame, base: Path, new: Path,
     logs = np.log(ok["train_s_new"].astype(float)) - np.log(ok["train_s"].astype(float))
     per_seed = logs[np.isfinite(logs)].groupby(ok["seed"]).mean()
     found = {side: audit.summary(rows) for side, rows in (("BASE", a), ("NEW", b))}
-    return RunComparison(base, new, len(common), _variants(ok, ignored), changes, only_base,
+    return RunComparison(base, new, len(common), _variants(ok, columns), changes, only_base,
                          only_new, machines, per_seed, ignored,
                          {side: text for side, text in found.items() if text})
 
@@ -200,7 +201,7 @@ def _cpu_models(out: Path) -> list[str]:
                    if info.get("cpu_model")})
 
 
-def _variants(ok: pd.DataFrame, ignored: tuple[str, ...]) -> list[Variant]:
+def _variants(ok: pd.DataFrame, ignored: dict[str, str]) -> list[Variant]:
     quality = [m for m in deterministic_metric_columns()
                if m in ok and pd.api.types.is_numeric_dtype(ok[m]) and ok[m].notna().any()]
     variants = []
@@ -225,14 +226,16 @@ def _variants(ok: pd.DataFrame, ignored: tuple[str, ...]) -> list[Variant]:
     return variants
 
 
-def _ignored_changes(g: pd.DataFrame, ignored: tuple[str, ...]) -> list[str]:
-    """``r: 5 → 10`` for each ignored parameter whose values differ between the runs in
-    the matched cells ``g``."""
-    def values(column: str, name: str) -> str:
-        found = {param_text(p[name]) for p in map(flat_params, g[column]) if name in p}
+def _ignored_changes(g: pd.DataFrame, ignored: dict[str, str]) -> list[str]:
+    """``r: 5 → 10`` for each ignored parameter (``{column: name shown}``) whose values
+    differ between the runs in the matched cells ``g``."""
+    def values(column: str, shown: str) -> str:
+        found = {param_text(v[shown]) for v in (ignored_values(p, ignored) for p in g[column])
+                 if shown in v}
         return ", ".join(sort_labels(found)) or "–"
 
-    changes = [(name, values("params", name), values("params_new", name)) for name in ignored]
+    changes = [(shown, values("params", shown), values("params_new", shown))
+               for shown in ignored.values()]
     return [f"{name}: {x} → {y}" for name, x, y in changes if x != y]
 
 
@@ -342,7 +345,7 @@ def _summary_lines(result: RunComparison) -> list[str]:
             if found else ""))
     differ = sum(len(v.differences) for v in result.variants)
     lines.append(f"quality: {sum(len(v.equal) for v in result.variants)} (variant, metric) "
-                 f"pairs exactly equal, {differ} differ" + (" (see compare.md)" if differ
+                 f"pairs exactly equal, {differ} differ" + (f" (see {_MD})" if differ
                                                               else ""))
     return lines
 

@@ -293,3 +293,12 @@ def test_a_family_with_a_name_of_both_kinds_runs_reports_and_compares(tmp_path):
     rows = [line for line in md.splitlines() if line.startswith("| scratch_target")]
     assert len(rows) == 4 and all("| step_s: " in line for line in rows), rows
     assert "p_lr=0.5: scratch_descent[lr=0.1]" in md
+    # --match-ignore takes names as claims do: the bare lr is refused, naming both columns
+    both = _harness("compare", str(a), str(b), "--match-ignore", "lr", plugins="scratchfam",
+                    path=pkgs)
+    assert both.returncode == 2 and len(both.stderr.strip().splitlines()) == 1, both.stderr
+    assert "--match-ignore lr: 'lr' is both a problem parameter (p_lr)" in both.stderr
+    one = _harness("compare", str(a), str(b), "--match-ignore", "p_lr", "--out",
+                   str(tmp_path / "cmp2"), plugins="scratchfam", path=pkgs)
+    assert one.returncode == 2 and "12 cells of BASE differ only in it" in one.stderr, (
+        one.stderr)  # ignoring the problem's rate alone would pair two cells with one
