@@ -20,6 +20,9 @@ from harness.driver import run_grid
 from harness.grid import parse_grid
 from harness.location import visible_gpus
 from harness.store import load_cells
+from harness.vocabulary import STRATEGY, column
+
+STEPS = column(STRATEGY, "steps")  # the probe's steps tell the three kinds of cell apart
 
 GRID = """name: gpu-check
 seeds: [0, 1, 2, 3]
@@ -57,10 +60,10 @@ def placement(out: Path, gpus: int) -> bool:
     grid = parse_grid(GRID.format(sleep=1.0), "gpu-check.yaml")
     summary = run_grid(grid, out, backend="local", workers=8, progress=False)
     df = load_cells(out)
-    cols = ["s_steps", "status", "device", "gpu_ids", "cores", "gpu_peak_mb", "train_s"]
+    cols = [STEPS, "status", "device", "gpu_ids", "cores", "gpu_peak_mb", "train_s"]
     print(df.sort_values("started_at")[[*cols, "started_at"]].to_string())
     good = check("all cells ok", summary.all_ok, str(dict(summary.counts)))
-    whole, half, cpu = (df[df["s_steps"] == s] for s in (200, 201, 202))
+    whole, half, cpu = (df[df[STEPS] == s] for s in (200, 201, 202))
     shared = [(a.gpu_ids, b.gpu_ids) for a, b in overlaps(whole) if a.gpu_ids == b.gpu_ids]
     good &= check("gpus: 1 cells never share a GPU", not shared and
                   whole["gpu_ids"].str.split(",").str.len().eq(1).all(),
@@ -72,7 +75,7 @@ def placement(out: Path, gpus: int) -> bool:
                   f"at most {at_once} running together")
     good &= check("gpus: 0 cells see no GPU", (cpu["gpu_ids"] == "").all() and
                   (cpu["device"] == "cpu").all(), f"{cpu['device'].unique().tolist()}")
-    cuda = df[df["s_steps"] < 202]
+    cuda = df[df[STEPS] < 202]
     good &= check("CUDA rows record device, GPU and peak memory",
                   cuda["device"].str.startswith("cuda").all() and cuda["gpu_peak_mb"].gt(0).all()
                   and cuda["gpu_name"].notna().all(),

@@ -234,6 +234,9 @@ def _output_folder(path: str, *, must_exist: bool) -> Path:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder", file=str(out))
+    if must_exist and not out.exists():
+        raise InputError("does not exist; give the --out folder of a 'harness run'",
+                         file=str(out))
     if must_exist and not OutputFolder(out).is_results_folder():
         raise InputError(f"is not an output folder of 'harness run' (no "
                          f"{OutputFolder(out).cells_dir.name}/ inside)",
@@ -337,20 +340,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .store import Store
 
     out = _output_folder(args.out, must_exist=True)
+    folder = OutputFolder(out)
     st = folder_status(out)
     if not st.cells:  # no grid copy in the folder: what is recorded
-        print(f"{out}: {st.recorded} cells recorded")
-        return EXIT_OK
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(st.counts.items()))
-    print(f"{out}: {st.recorded} of {len(st.cells)} cells recorded ({counts})")
+        print(f"{out}: {st.recorded} cells recorded; no grid copy ({folder.grid_file.name}) "
+              f"to list the cells not run yet: harness run GRID --out {out} writes it")
+    else:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(st.counts.items()))
+        print(f"{out}: {st.recorded} of {len(st.cells)} cells recorded ({counts})")
     for job, summary in st.jobs:
         print(f"  job {job.job_id} ({job.mode}): {summary}")
     if st.note:
         print(f"  note: {st.note}")
-    damaged = OutputFolder(out).damaged()
+    for run_id, n in st.interrupted:
+        print(f"  note: run {run_id} was interrupted (killed, or its node lost) with {n} "
+              f"cell(s) in flight, which read not run; run the grid again to resume")
+    damaged = folder.damaged()
     if damaged:
         print(f"  damaged: {len(damaged)} unreadable file(s) set aside in "
-              f"{damaged[0].parent}/; the cells whose rows they held count as not run")
+              f"{folder.damaged_dir}/ ({', '.join(p.name for p in damaged)}); what they held "
+              f"is missing until an intact copy is put back")
+    if not st.cells:
+        return EXIT_OK
     rows = Store(out).cells(core_only=True) if st.recorded else None
     for line in audit_lines(rows) if rows is not None else []:
         print(f"  audit: {line}")

@@ -37,7 +37,7 @@ import pandas as pd
 
 from . import atomic, audit
 from .errors import InputError
-from .folder import OutputFolder
+from .folder import OutputFolder, document_names
 from .matching import ignored_values, match_keys, refuse_collisions, resolve_ignored
 from .report.document import Document, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from .report.labels import by_problem, label_sort_key, sort_labels, with_labels
@@ -50,7 +50,7 @@ from .vocabulary import PER_ITERATION, PROBLEM, is_parameter, role_columns, show
 
 FAMILY_ERROR = 0.05  # Holm across the variants and the whole run, one-sided
 MACHINE = ("host", "gpu_name", "device", "backend")  # where a cell ran, per row
-_MD = OutputFolder(".").documents("compare")[0].name  # where the differences are listed
+_MD = document_names("compare")[0]  # where the differences are listed
 UNMATCHED = ["cell_id", "title", "label", "seed", "status"]  # the columns of unmatched cells
 SHOWN = 10  # variants named per line on the terminal
 
@@ -83,6 +83,7 @@ class RunComparison:
     per_seed: pd.Series = field(default_factory=pd.Series)  # mean training-time log ratio
     ignored: tuple[str, ...] = ()  # parameters left out of the matching (--match-ignore)
     audit: dict[str, str] = field(default_factory=dict)  # side → the placement audit's finding
+    set_aside: dict[str, list[Path]] = field(default_factory=dict)  # side → damaged files
 
     @property
     def overall(self) -> Estimate | None:
@@ -137,8 +138,18 @@ def compare_runs(base: Path, new: Path, ignore: Iterable[str] = ()) -> RunCompar
     """Match the latest attempts of two output folders by ``cell_id`` (without the
     parameters in ``ignore``: :func:`match_keys`); an ``InputError`` when they share no
     cell or ``ignore`` is refused."""
-    return compare_cells(load_cells(base), load_cells(new), base, new,
-                         (_cpu_models(base), _cpu_models(new)), ignore)
+    a, b = load_cells(base), load_cells(new)
+    set_aside = {side: OutputFolder(out).damaged() for side, out in (("BASE", base),
+                                                                      ("NEW", new))}
+    for side, rows, out in (("BASE", a, base), ("NEW", b, new)):
+        if rows.empty:  # say why there is nothing to compare, not only that
+            lost = (f"; {len(set_aside[side])} unreadable file(s) of it were set aside in "
+                    f"{OutputFolder(out).damaged_dir}/" if set_aside[side] else "")
+            raise InputError(f"no cell recorded in it ({side}){lost}: nothing to compare",
+                             file=str(out))
+    result = compare_cells(a, b, base, new, (_cpu_models(base), _cpu_models(new)), ignore)
+    result.set_aside = {side: files for side, files in set_aside.items() if files}
+    return result
 
 
 def compare_cells(a: pd.DataFrame, b: pd.DataFrame, base: Path, new: Path,
@@ -296,6 +307,9 @@ def verdict_lines(result: RunComparison, pct: float | None) -> list[str]:
               f"measures the machines as much as the code" for d in result.machine_differences()]
     lines += [f"warning: placement audit, {c}: their time ratios measure the contention "
               f"as much as the code" for c in result.contamination()]
+    lines += [f"warning: {side}: {len(files)} unreadable file(s) set aside in "
+              f"{files[0].parent}/: the cells they held are missing from this comparison"
+              for side, files in result.set_aside.items()]
     untestable = result.untestable()
     if untestable:
         lines.append(f"untestable: {len(untestable)} variant(s) with fewer than two cells ok "

@@ -31,7 +31,7 @@ from . import atomic, location, stopping
 from .cell import SCHEMA_VERSION, Cell, cells_to_json
 from .errors import Preempted
 from .executors import DEFAULT_BACKEND, Finished, make_executor
-from .folder import OutputFolder
+from .folder import OutputFolder, read_json
 from .grid import Grid
 from .progress import Progress
 from .provenance import run_provenance
@@ -54,11 +54,11 @@ class Plan:
 def plan_run(cells: Sequence[Cell], store: Store, *, retry_failed: bool = False,
              force: bool = False) -> Plan:
     """Decide which of ``cells`` to run, from the latest status of each cell in ``store``."""
-    latest = store.latest_status()
+    latest, used = store.latest_status(), store.last_attempts()
     plan = Plan(to_run=[], attempts={})
     for cell in cells:
-        status, attempt = latest.get(cell.cell_id, (None, 0))
-        plan.attempts[cell.cell_id] = attempt + 1
+        status, _ = latest.get(cell.cell_id, (None, 0))
+        plan.attempts[cell.cell_id] = used.get(cell.cell_id, 0) + 1
         if force or status is None:
             plan.to_run.append(cell)
         elif status == OK:
@@ -110,6 +110,23 @@ def _write_manifest(store: Store, grid: Grid, run_id: str, info: dict[str, Any])
     write_grid_copy(store.folder, grid)
 
 
+def _tidy_interrupted(folder: OutputFolder, shard: Shard | None, run_id: str) -> None:
+    """Runs the lock we hold shows dead (all others for a whole-grid run; those of our
+    shard for a shard's) that left an in-flight list — killed with ``kill -9``, their
+    node lost: note in each manifest that it was interrupted, and remove the list (its
+    cells read not run already)."""
+    for other in folder.run_ids():
+        if not folder.inflight(other).exists():
+            continue
+        info = read_json(folder.manifest(other))
+        info = info if isinstance(info, dict) else {}
+        if shard is not None and info.get("shard") != str(shard):
+            continue  # another shard's run (or one we cannot tell), perhaps alive
+        if info and "finished_at" not in info:
+            _write_json(folder.manifest(other), {**info, "interrupted": f"found by {run_id}"})
+        folder.inflight(other).unlink(missing_ok=True)
+
+
 def _say_damaged(message: str) -> None:
     """A run goes on without a damaged file (it reruns the cells the file held)."""
     print(f"warning: {message}", file=sys.stderr)
@@ -159,6 +176,7 @@ class _Run:
             "kept_failed": len(self.plan.kept_failed), "driver": store.holder_name(),
             **self.provenance,
         }
+        _tidy_interrupted(store.folder, shard, self.run_id)
         _write_manifest(store, grid, self.run_id, self.info)
         self.results: dict[str, CellResult] = {}
         self.inflight: dict[str, tuple[Cell, datetime]] = {}

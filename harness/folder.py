@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,26 @@ from typing import Any
 from .shard import Shard
 
 CELLS, HISTORY = "cells", "history"  # the two tables, one folder of part files each
+JOURNAL = "journal"
 PARQUET_KINDS = (CELLS, HISTORY)
 _INFLIGHT = ".inflight.json"
+# a part of one attempt, as versions before the journal wrote them: <cell_id>-a<n>.parquet
+_ATTEMPT_FILE = re.compile(r"^(?P<cell>[0-9a-f]{16})-a(?P<attempt>\d+)\.parquet$")
+
+
+def attempt_file_key(path: Path) -> tuple[str, int] | None:
+    """``(cell_id, attempt)`` of a one-attempt part file, from its name; None for a
+    part of any other kind."""
+    match = _ATTEMPT_FILE.match(path.name)
+    return (match["cell"], int(match["attempt"])) if match else None
+
+
+def document_names(command: str) -> tuple[str, str]:
+    """The Markdown and HTML file names ``harness report`` or ``harness compare``
+    writes."""
+    if command not in ("report", "compare"):
+        raise ValueError(f"no document of {command!r}")
+    return f"{command}.md", f"{command}.html"
 
 
 def owner_tag(shard: Shard | None) -> str:
@@ -63,7 +82,7 @@ class OutputFolder:
     cells_file = _Under("grid.cells.json")  # its cells: status then imports no plug-in
     cells_dir = _Under(CELLS)  # the tables' Parquet part files
     history_dir = _Under(HISTORY)
-    journal_dir = _Under("journal")  # attempts not merged into Parquet yet
+    journal_dir = _Under(JOURNAL)  # attempts not merged into Parquet yet
     damaged_dir = _Under("damaged")  # unreadable files, set aside (never deleted)
     runs_dir = _Under("runs")  # manifests and in-flight lists
     logs_dir = _Under("logs")
@@ -118,16 +137,19 @@ class OutputFolder:
         return [p for _, _, p in sorted(found)]
 
     def set_aside(self, path: Path) -> Path:
-        """Move damaged ``path`` into ``damaged/`` (as ``<its folder>-<name>``) and return
-        where it went; it is never deleted."""
+        """Move damaged ``path`` into ``damaged/`` (as ``<its folder>-<name>``, numbered
+        when taken) and return where it went; nothing is deleted or overwritten."""
         self.damaged_dir.mkdir(exist_ok=True)
-        target = self.damaged_dir / f"{path.parent.name}-{path.name}"
-        n = 1
-        while target.exists():
-            n += 1
-            target = self.damaged_dir / f"{path.parent.name}-{path.name}.{n}"
-        os.replace(path, target)
-        return target
+        for n in range(1, 1000):
+            target = self.damaged_dir / (f"{path.parent.name}-{path.name}"
+                                         + (f".{n}" if n > 1 else ""))
+            try:
+                os.link(path, target)  # fails if the name is taken: no overwrite
+            except FileExistsError:
+                continue
+            path.unlink()
+            return target
+        raise FileExistsError(f"{self.damaged_dir} holds too many copies of {path.name}")
 
     def damaged(self) -> list[Path]:
         """The files set aside as damaged so far."""
@@ -186,9 +208,8 @@ class OutputFolder:
     # -- outputs of harness report and compare --------------------------------------------
     def documents(self, command: str) -> tuple[Path, Path]:
         """The Markdown and HTML files ``harness report`` or ``harness compare`` writes."""
-        if command not in ("report", "compare"):
-            raise ValueError(f"no document of {command!r}")
-        return self.root / f"{command}.md", self.root / f"{command}.html"
+        md, html = document_names(command)
+        return self.root / md, self.root / html
 
     def create(self) -> None:
         """The folders a run writes into."""

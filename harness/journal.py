@@ -77,7 +77,7 @@ def read_segment(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
         except ValueError:
             if i == len(lines) - 1:  # no newline after it: the write never completed
                 break
-            raise ValueError(f"{path}: line {i + 1} is not a journal record") from None
+            raise ValueError(f"line {i + 1} is not a journal record") from None
         row = record["c"]
         rows.append(row)
         key = {"cell_id": row["cell_id"], "attempt": row["attempt"]}

@@ -19,7 +19,15 @@ from .cell import cell_id_of
 from .errors import InputError
 from .report.labels import sort_labels
 from .variant import param_text
-from .vocabulary import AmbiguousName, is_parameter, parameter, resolve, shown_name
+from .vocabulary import (
+    PARAMETER_KINDS,
+    AmbiguousName,
+    is_parameter,
+    parameter,
+    resolve,
+    short_name,
+    shown_name,
+)
 
 _MISSING = object()
 
@@ -52,7 +60,10 @@ def resolve_ignored(a: pd.DataFrame, b: pd.DataFrame, names: Iterable[str]) -> d
     """``{column: the name shown}`` of each ``--match-ignore`` name, resolved as a claim's
     names are (:func:`harness.vocabulary.resolve`) against the cells of both runs; an
     ``InputError`` for a name no problem or strategy of the runs has, or one both have."""
-    rows = pd.concat([a, b], ignore_index=True)
+    both = pd.concat([a, b], ignore_index=True)
+    # only parameters can be ignored: a metric of the same name (tikhonov's lam beside its
+    # parameter s_lam) is not what the name means here
+    rows = both[[c for c in both.columns if is_parameter(c) or c in PARAMETER_KINDS]]
     used = [c for c in rows.columns if is_parameter(c) and rows[c].notna().any()]
     found: dict[str, str] = {}
     for name in names:
@@ -62,8 +73,14 @@ def resolve_ignored(a: pd.DataFrame, b: pd.DataFrame, names: Iterable[str]) -> d
             raise InputError(f"--match-ignore {name}: {err.message}") from None
         if col not in used:
             allowed = ", ".join(sorted({shown_name(c, rows) for c in used}))
+            try:  # p_sleep_s for the strategy's sleep_s: say which column it is
+                meant = resolve(short_name(name), rows) if short_name(name) != name else None
+            except AmbiguousName:
+                meant = None
+            hint = (f"; {short_name(name)} is the parameter {meant}" if meant in used
+                    else "")
             raise InputError(f"--match-ignore {name}: no problem or strategy in these runs has "
-                             f"this parameter; allowed: {allowed}")
+                             f"this parameter{hint}; allowed: {allowed}")
         found[col] = shown_name(col, rows)
     return dict(sorted(found.items(), key=lambda item: item[1]))
 

@@ -45,6 +45,7 @@ class FolderStatus:
     recorded: int  # cells with a row
     jobs: list[tuple[Job, str]] = field(default_factory=list)  # (job, summary of its state)
     note: str | None = None  # why the scheduler's view is missing, if it is
+    interrupted: list[tuple[str, int]] = field(default_factory=list)  # (run, cells in flight)
 
     @property
     def counts(self) -> Counter:
@@ -73,8 +74,10 @@ def _grid_cells(folder: OutputFolder) -> list[Cell] | None:
         return None
 
 
-def _live_runs(folder: OutputFolder, queue: dict[str, str]) -> dict[str, str | None]:
-    """Cells listed as in flight by runs that are still alive (→ their Slurm job, if any):
+def _live_runs(folder: OutputFolder, queue: dict[str, str]
+               ) -> tuple[dict[str, str | None], list[tuple[str, int]]]:
+    """Cells listed as in flight by runs that are still alive (→ their Slurm job, if any),
+    and the runs that were interrupted (run id, cells they had in flight):
     under Slurm, the latest run of each job and shard whose job is running (a requeued
     task's killed run left its list behind); otherwise, runs with no end time whose driver
     still holds the folder's (or its shard's) lock — a run killed with ``kill -9`` holds
@@ -88,6 +91,7 @@ def _live_runs(folder: OutputFolder, queue: dict[str, str]) -> dict[str, str | N
             if info.get(JOB_COLUMN):
                 latest[(info[JOB_COLUMN], info.get("shard"))] = run_id
     cells: dict[str, str | None] = {}
+    interrupted: list[tuple[str, int]] = []
     for run_id, info in manifests.items():
         listed = folder.inflight_cells(run_id)
         if listed is None:
@@ -98,7 +102,9 @@ def _live_runs(folder: OutputFolder, queue: dict[str, str]) -> dict[str, str | N
                  else "finished_at" not in info and _holds_lock(folder, info))
         if alive:
             cells.update(dict.fromkeys(listed, job))
-    return cells
+        elif "finished_at" not in info:  # killed: the next run of the folder tidies it
+            interrupted.append((run_id, len(listed)))
+    return cells, interrupted
 
 
 def _holds_lock(folder: OutputFolder, info: dict) -> bool:
@@ -173,7 +179,7 @@ def folder_status(out: Path) -> FolderStatus:
             note = f"the Slurm queue could not be read ({err}); showing the results only"
         queued_jobs = {k.split("_")[0] for k in queue}
         finals = scheduler.final_states([i for i in ids if i not in queued_jobs])
-    inflight = _live_runs(folder, queue)
+    inflight, interrupted = _live_runs(folder, queue)
     states = []
     for cell in cells:
         recorded = latest.get(cell.cell_id, (None, 0))[0]
@@ -188,4 +194,4 @@ def folder_status(out: Path) -> FolderStatus:
                                                               PREEMPTED, SKIPPED)}
     summaries = [(job, _task_summary(job, cells, done, queue, finals)) for job in jobs]
     return FolderStatus(cells=states, recorded=sum(1 for c in cells if c.cell_id in latest),
-                        jobs=summaries, note=note)
+                        jobs=summaries, note=note, interrupted=interrupted)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,10 +31,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from . import journal
+from . import damage, journal
 from .atomic import replacing
-from .errors import DamagedFile, InputError
-from .folder import CELLS, HISTORY, OutputFolder
+from .errors import InputError
+from .folder import CELLS, HISTORY, JOURNAL, OutputFolder, attempt_file_key
 from .schema import HISTORY_SCHEMA, cells_schema, core_cells_schema
 from .shard import Shard
 
@@ -52,15 +51,12 @@ def write_atomic(table: pa.Table, path: Path) -> None:
         pq.write_table(table, tmp)
 
 
-_ATTEMPT_FILE = re.compile(r"^(?P<cell>[0-9a-f]{16})-a(?P<attempt>\d+)\.parquet$")
-
-
 def _keys(path: Path) -> set[tuple[str, int]]:
     """The (cell_id, attempt) pairs in a file: from its name for a one-attempt file, else
     from its key columns."""
-    match = _ATTEMPT_FILE.match(path.name)
-    if match:
-        return {(match["cell"], int(match["attempt"]))}
+    key = attempt_file_key(path)
+    if key:
+        return {key}
     return set(_key_pairs(pq.read_table(path, columns=["cell_id", "attempt"])))
 
 
@@ -254,7 +250,7 @@ class Store:
                          self.folder.new_part(HISTORY, self._shard, token))
         write_atomic(cells.sort_by(KEY_ORDER), self.folder.new_part(CELLS, self._shard, token))
         for p in segs:
-            p.unlink()
+            p.unlink(missing_ok=True)  # a damaged one was set aside
 
     def compact(self, shard: Shard | None = None) -> None:
         """Merge the journal into Parquet and then the part files into one per folder:
@@ -270,57 +266,51 @@ class Store:
             unmerged = [unmerged] if len(unmerged) else []
             if not unmerged and len(files) <= 1:
                 continue  # already one file (journal rows are always written out)
-            table = _read(files, schema, unmerged)
-            table = table.sort_by(KEY_ORDER)
-            write_atomic(table, self.folder.new_part(kind, shard, token))
-            for p in files:
+            table, read = self._scan(kind, files, lambda fs, s=schema, u=unmerged: _read(fs, s, u))
+            write_atomic(table.sort_by(KEY_ORDER), self.folder.new_part(kind, shard, token))
+            for p in read:  # only what was merged: a damaged file stays until set aside
                 p.unlink()
         for p in leftover:
-            p.unlink()
+            p.unlink(missing_ok=True)
 
-    # -- damaged files ----------------------------------------------------------------
+    # -- damaged files (harness.damage) ------------------------------------------------
     def _parts(self, kind: str, shard: Shard | None = None, *, any_owner: bool = True
                ) -> list[Path]:
         """The part files of a table whose footer reads; the others are set aside."""
-        intact = []
-        for path in self.folder.parts(kind, shard, any_owner=any_owner):
-            try:
-                pq.read_schema(path)  # the footer: what a half-copied file lacks
-            except FileNotFoundError:
-                raise  # merged away meanwhile: the caller reads again (_reading)
-            except (pa.ArrowException, OSError) as err:
-                self._damaged(path, "not a readable Parquet file", err)
-            else:
-                intact.append(path)
+        intact, bad = damage.footers(self.folder.parts(kind, shard, any_owner=any_owner))
+        damage.report(damage.set_aside(self.folder, kind, bad), self.on_damage)
         return intact
 
+    def _scan(self, kind: str, files: list[Path], read: Callable[[list[Path]], T]
+              ) -> tuple[T, list[Path]]:
+        """``read(files)``, and the files it read: when it fails on a file whose footer
+        is intact but whose data is broken, that file is found, set aside, and the rest
+        read again."""
+        try:
+            return read(files), files
+        except FileNotFoundError:
+            raise  # merged away meanwhile: the caller reads again (_reading)
+        except (pa.ArrowException, OSError) as err:
+            bad = damage.corrupt(files) if damage.is_content_error(err) else []
+            if not bad:
+                raise
+        damage.report(damage.set_aside(self.folder, kind, bad), self.on_damage)
+        rest = [p for p in files if p not in {b.path for b in bad}]
+        return read(rest), rest
+
     def _read_segment(self, path: Path) -> tuple[list[dict], list[dict]]:
-        """A segment's rows, or none when it is damaged (it is then set aside)."""
+        """A segment's rows; none when it is damaged (set aside) or was set aside by a
+        reader meanwhile."""
         try:
             return journal.read_segment(path)
         except FileNotFoundError:
-            raise
-        except (ValueError, KeyError, TypeError, OSError) as err:
-            self._damaged(path, "not a readable journal file", err)
-            return [], []
-
-    def _damaged(self, path: Path, what: str, err: BaseException) -> None:
-        """Set ``path`` aside in ``damaged/`` and say so in one line (see ``on_damage``)."""
-        # the reader's first sentence says what is wrong ("Parquet magic bytes not found
-        # in footer"); the rest of it is advice this line gives better
-        reason = (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
-        try:
-            where = f"moved to {self.folder.set_aside(path)}"
-        except FileNotFoundError:
-            where = f"moved to {self.folder.damaged_dir}/ by another reader"
-        except OSError as move:
-            where = f"could not be moved aside ({move.strerror}): move it out of the folder"
-        message = (f"{what} ({reason.rstrip('.')}); {where}, so that the rest of the folder "
-                   "reads. Its cells count as not run (harness run reruns them) until you "
-                   "put an intact copy back")
-        if self.on_damage is None:
-            raise DamagedFile(message, file=str(path))
-        self.on_damage(f"{path}: {message}")
+            if self.on_damage is None:
+                raise  # merged away meanwhile: the caller reads again (_reading)
+            return [], []  # this writer's own segment: only a reader moves it
+        except Exception as err:
+            found = damage.check(err, path)
+        damage.report(damage.set_aside(self.folder, JOURNAL, [found]), self.on_damage)
+        return [], []
 
     def close(self) -> None:
         """Close the open journal segment (its records are durable already)."""
@@ -368,8 +358,9 @@ class Store:
             # the journal before the Parquet files: see _read_all
             rows = [r for p in self.folder.segments() for r in self._read_segment(p)[0]]
             files = self._parts(CELLS)
-            parts = [ds.dataset([str(p) for p in files], format="parquet").to_table(
-                columns=["cell_id", "attempt", "status"])] if files else []
+            parts = [self._scan(CELLS, files, lambda fs: ds.dataset(
+                [str(p) for p in fs], format="parquet").to_table(
+                columns=["cell_id", "attempt", "status"]))[0]] if files else []
             return [*parts, pa.Table.from_pylist(
                 [{k: r[k] for k in ("cell_id", "attempt", "status")} for r in rows])]
 
@@ -383,6 +374,31 @@ class Store:
                     out[cid] = (st, att)
         return out
 
+    def last_attempts(self) -> dict[str, int]:
+        """cell_id → the highest attempt number any row of the folder holds, in cells or
+        history: a new attempt takes the next one, so history left by a set-aside cells
+        part is never mistaken for the new attempt's."""
+        def read() -> list[pa.Table]:
+            found = [pa.Table.from_pylist(
+                [{k: r[k] for k in ("cell_id", "attempt")} for r in (rows + history)],
+                schema=pa.schema([("cell_id", pa.string()), ("attempt", pa.int64())]))
+                for p in self.folder.segments() for rows, history in [self._read_segment(p)]]
+            for kind in (CELLS, HISTORY):
+                files = self._parts(kind)
+                if files:
+                    found.append(self._scan(kind, files, lambda fs: ds.dataset(
+                        [str(p) for p in fs], format="parquet").to_table(
+                        columns=["cell_id", "attempt"]))[0])
+            return found
+
+        tables = [t.select(["cell_id", "attempt"]).cast(pa.schema(
+            [("cell_id", pa.string()), ("attempt", pa.int64())])) for t in _reading(read)]
+        if not tables:
+            return {}
+        top = pa.concat_tables(tables).group_by("cell_id").aggregate([("attempt", "max")])
+        return dict(zip(top.column("cell_id").to_pylist(),
+                        top.column("attempt_max").to_pylist(), strict=True))
+
     def _read_all(self, which: int, schema: pa.Schema | None = None) -> pa.Table:
         """The cells (``which`` 0) or history (1) table: the journal, then the Parquet
         files. In that order, a merge running meanwhile (part file written, then the
@@ -392,8 +408,8 @@ class Store:
         kind, schema = ((CELLS, schema or cells_schema()) if which == 0 else
                         (HISTORY, HISTORY_SCHEMA))
         table = self._journal_tables(segs, schema)[which] if segs else None
-        return _read(self._parts(kind), schema,
-                     [table] if table is not None and len(table) else [])
+        unmerged = [table] if table is not None and len(table) else []
+        return self._scan(kind, self._parts(kind), lambda fs: _read(fs, schema, unmerged))[0]
 
 
 def load_cells(out: str | Path, *, all_attempts: bool = False) -> pd.DataFrame:

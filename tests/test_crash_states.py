@@ -13,13 +13,14 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from harness.cli import main
 from harness.folder import OutputFolder
-from harness.store import Store, load_cells
+from harness.store import Store, load_cells, load_history
 from tests.conftest import HARNESS, ROOT, WAIT_S, held_grid, in_flight, wait_until
 
 CELLS = 4  # 2 quick cells, 2 held in flight until released
@@ -106,6 +107,8 @@ def _damaged_part(made, out: Path) -> None:
     (part,) = folder.parts("cells")
     bad = folder.new_part("cells", None, "halfcopied00")
     bad.write_bytes(part.read_bytes()[:100])
+    then = time.time() - 3600  # copied an hour ago (a file changed within the last
+    os.utime(bad, (then, then))  # minute may still be being copied: never moved)
 
 
 def _cut_manifest(made, out: Path) -> None:
@@ -129,16 +132,16 @@ STATES = {"killed": _killed, "torn journal": _torn, "half compacted": _half_comp
 COMMANDS = ("status", "report", "compare", "run")
 
 
-def _call(capsys, *args: str) -> tuple[int, str]:
+def _call(capsys, *args: str) -> tuple[int, str, str]:
     """``harness ARGS`` in this process (an exception would fail the test with its
-    traceback); its exit code and stderr, which is one line when the code is 2."""
+    traceback); its exit code, stderr (one line when the code is 2) and stdout."""
     code = main(list(args))
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert code in (0, 2), (args, code, err)
     assert "Traceback" not in err
     if code == 2:
         assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
-    return code, err
+    return code, err, out
 
 
 @pytest.mark.slow
@@ -150,14 +153,16 @@ def test_every_command_on_every_crash_state(made, state, command, tmp_path, caps
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     damaged = state == "damaged part"
     if command == "status":
-        code, err = _call(capsys, "status", str(out), "--cells")
+        code, err, said = _call(capsys, "status", str(out), "--cells")
+        if state in ("killed", "torn journal"):  # the killed run is named as such
+            assert "was interrupted (killed, or its node lost) with 2 cell(s)" in said, said
     elif command == "report":
-        code, err = _call(capsys, "report", str(out))
+        code, err, _ = _call(capsys, "report", str(out))
         if not damaged:
             assert OutputFolder(out).documents("report")[1].exists()
     elif command == "compare":
-        code, err = _call(capsys, "compare", str(made["finished"]), str(out),
-                          "--out", str(tmp_path / "cmp"))
+        code, err, _ = _call(capsys, "compare", str(made["finished"]), str(out),
+                             "--out", str(tmp_path / "cmp"))
     else:
         proc = subprocess.run([*HARNESS, "run", str(made["grid"]), "--out", str(out),
                                "--backend", "local", "--quiet"], cwd=ROOT,
@@ -168,6 +173,11 @@ def test_every_command_on_every_crash_state(made, state, command, tmp_path, caps
         assert len(cells) == CELLS and (cells["status"] == "ok").all()
         assert (cells["attempt"] == 1).all()  # no finished cell was run again
         assert set(cells["cell_id"]) == set(load_cells(made["finished"])["cell_id"])
+        folder = OutputFolder(out)  # the killed runs' in-flight lists are tidied away
+        assert not [r for r in folder.run_ids() if folder.inflight(r).exists()]
+        if state in ("killed", "torn journal"):
+            killed = [m for m in folder.manifests() if "finished_at" not in m]
+            assert len(killed) == 1 and killed[0]["interrupted"].startswith("found by ")
     if damaged:
         # the half-copied part is named in one line and set aside, never deleted
         (kept,) = OutputFolder(out).damaged()
@@ -175,9 +185,9 @@ def test_every_command_on_every_crash_state(made, state, command, tmp_path, caps
                                          k.name)
         expected = 0 if command == "run" else 2
         assert code == expected and "halfcopied00.parquet" in err, err
-        assert "not a readable Parquet file" in err
+        assert "not a readable file (Parquet magic bytes not found" in err
     elif state == "bare" and command == "compare":  # nothing recorded: nothing to compare
-        assert code == 2 and "no cell in common" in err, err
+        assert code == 2 and "no cell recorded in it (NEW)" in err, err
     else:
         assert code == 0, err
     # nothing the crash left was deleted, except what a resumed run merged or finished
@@ -216,3 +226,29 @@ def test_every_command_on_a_live_folder(made, tmp_path, capsys):
             os.killpg(proc.pid, signal.SIGKILL)
     cells = load_cells(out)
     assert len(cells) == CELLS and (cells["status"] == "ok").all()
+
+
+@pytest.mark.slow
+def test_a_rerun_after_a_lost_cells_part_never_takes_the_old_history_for_its_own(made,
+                                                                                  tmp_path):
+    """The cells part is damaged, its history intact: the rerun's attempts take new
+    numbers, so the history read with them is theirs, whichever part sorts first."""
+    out = tmp_path / "out"
+    shutil.copytree(made["finished"], out)
+    folder = OutputFolder(out)
+    (history,) = folder.parts("history")
+    history.rename(folder.new_part("history", None, "000000000000"))  # sorts first
+    (part,) = folder.parts("cells")
+    part.write_bytes(part.read_bytes()[:200])
+    then = time.time() - 3600
+    os.utime(part, (then, then))
+    old = {r.cell_id: r.wall_s for r in load_cells(made["finished"]).itertuples()}
+    proc = subprocess.run([*HARNESS, "run", str(made["grid"]), "--out", str(out),
+                           "--backend", "local", "--quiet"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=WAIT_S)
+    assert proc.returncode == 0 and "warning: " in proc.stderr, proc.stderr
+    cells = load_cells(out)
+    assert len(cells) == CELLS and (cells["attempt"] == 2).all()
+    assert {r.cell_id: r.wall_s for r in cells.itertuples()} != old
+    history = load_history(out)
+    assert set(history["attempt"]) == {2} and set(history["cell_id"]) == set(cells["cell_id"])

@@ -1,14 +1,19 @@
 """The results store: atomic files, one readable table, resume bookkeeping, schema docs."""
 
+import errno
+import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
-from harness.errors import DamagedFile
+from harness import damage
+from harness.errors import DamagedFile, DataError
 from harness.grid import parse_grid
 from harness.result import STATUSES, CellResult
 from harness.rows import cell_row, history_rows
@@ -120,6 +125,7 @@ def test_a_torn_last_journal_line_is_ignored_and_records_are_small(filled):
     assert len(load_cells(store.out, all_attempts=True)) == 4
     damaged = lines[0][:40] + b"\n" + b"".join(lines[1:])
     segment.write_bytes(damaged)  # not at the end: the file is damaged, set aside
+    age(segment)
     with pytest.raises(DamagedFile, match="line 1 is not a journal record") as err:
         load_cells(store.out)
     assert str(segment) in str(err.value) and "\n" not in str(err.value)
@@ -129,6 +135,13 @@ def test_a_torn_last_journal_line_is_ignored_and_records_are_small(filled):
     assert len(load_cells(store.out)) == 0  # the rest of the folder reads without it
 
 
+def age(path: Path, seconds: float = 3600) -> None:
+    """Make ``path`` look written ``seconds`` ago (a file changed within the last minute
+    may still be being copied, and is never moved)."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
 def test_a_damaged_parquet_part_is_set_aside_and_named_in_one_line(filled):
     store, _ = filled
     store.compact()
@@ -136,20 +149,72 @@ def test_a_damaged_parquet_part_is_set_aside_and_named_in_one_line(filled):
     bad = store.cells_dir / "part-all-0123456789ab.parquet"
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # a half-copied file
     content = bad.read_bytes()
+    # changed a moment ago, it may still be being copied in: named, left in place
+    with pytest.raises(DamagedFile, match="may still be being copied: left in place"):
+        load_cells(store.out)
+    assert bad.read_bytes() == content
+    age(bad)
     with pytest.raises(DamagedFile) as err:
         load_cells(store.out)
     message = str(err.value)
-    assert message.startswith(f"{bad}: not a readable Parquet file") and "\n" not in message
-    assert "damaged" in message and not bad.exists()
+    assert message.startswith(f"{bad}: not a readable file (Parquet") and "\n" not in message
+    assert "the cells it held count as not run" in message and not bad.exists()
     (kept,) = (store.out / "damaged").iterdir()
     assert kept.read_bytes() == content
     assert len(load_cells(store.out)) == 3  # the intact part still reads
-    # a writer goes on: it is told, and the rows of the intact files stay
+    # a writer goes on: it is told, and the rows of the intact files stay; a second file
+    # of the same name is kept beside the first, not over it
     bad.write_bytes(b"not parquet at all")
+    age(bad)
     told: list[str] = []
     assert len(Store(store.out, on_damage=told.append).latest_status()) == 3
     assert len(told) == 1 and str(bad) in told[0]
-    assert len(list((store.out / "damaged").iterdir())) == 2
+    assert sorted(p.read_bytes() for p in (store.out / "damaged").iterdir()) == sorted(
+        [content, b"not parquet at all"])
+
+
+def test_broken_pages_behind_an_intact_footer_and_many_damaged_files_at_once(filled):
+    store, _ = filled
+    store.compact()
+    (good,) = store.cells_dir.glob("*.parquet")
+    data = bytearray(good.read_bytes())
+    data[4:400] = b"\xab" * 396  # the pages, not the footer
+    broken = store.cells_dir / "part-all-brokenpages0.parquet"
+    broken.write_bytes(bytes(data))
+    garbage = store.history_dir / "part-all-garbage00000.parquet"
+    garbage.write_bytes(b"garbage")
+    cut = store.history_dir / "part-all-garbage00001.parquet"
+    cut.write_bytes(b"PAR1")
+    for path in (broken, garbage, cut):
+        age(path)
+    with pytest.raises(DamagedFile) as err:
+        load_cells(store.out)
+    assert str(err.value).startswith(f"{broken}: not a readable file") and not broken.exists()
+    with pytest.raises(DamagedFile) as err:  # both history parts in one line
+        load_history(store.out)
+    message = str(err.value)
+    assert message.startswith(f"{garbage}, {cut}: 2 unreadable files") and "\n" not in message
+    assert "keep their results, but their per-step history is missing" in message
+    assert len(load_cells(store.out)) == 3 and len(load_history(store.out)) == 9
+    assert len(list((store.out / "damaged").iterdir())) == 3
+
+
+def test_a_file_the_system_will_not_read_is_not_damage(tmp_path):
+    """Only a file's content makes it damaged: the system refusing to read it
+    (permissions, I/O, open files; errors with an errno) moves nothing."""
+    path = tmp_path / "part-all-x.parquet"
+    path.write_bytes(b"garbage")
+    with pytest.raises(Exception) as real:  # what pyarrow says of a file that is no Parquet
+        pq.read_schema(path)
+    assert damage.check(real.value, path).reason.startswith("Parquet")
+    thrift = OSError("Couldn't deserialize thrift: Variable-length int over 10 bytes.")
+    assert damage.check(thrift, path).reason == "Couldn't deserialize thrift: Variable-length" \
+        " int over 10 bytes"
+    for err in (PermissionError(errno.EACCES, "Permission denied"),
+                OSError(errno.EIO, "Input/output error"),
+                OSError(errno.EMFILE, "Too many open files")):
+        with pytest.raises(DataError, match=f"cannot be read \\({err.strerror}\\)"):
+            damage.check(err, path)
 
 
 def test_temporary_files_are_invisible_to_readers(filled):

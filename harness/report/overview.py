@@ -21,9 +21,9 @@ def overview_blocks(ctx: ReportContext) -> list[Any]:
     if damaged:  # set aside by a reader; their rows are not in this report
         blocks.append(Paragraph(
             f"{len(damaged)} file(s) of this folder could not be read and were set aside in "
-            f"`{damaged[0].parent.name}/` ({', '.join(p.name for p in damaged)}): the cells "
-            "whose rows they held count as not run here. Put an intact copy back, or rerun "
-            "the grid (`harness run` reruns cells without a row)."))
+            f"`{damaged[0].parent.name}/` ({', '.join(p.name for p in damaged)}): what they "
+            "held is not in this report — cells (which read not run, and `harness run` "
+            "reruns) or their per-step history. Put an intact copy back to restore it."))
     if df.empty:
         return [*blocks, Paragraph("No cells recorded yet.")]
     counts = df["status"].value_counts()
@@ -66,7 +66,12 @@ def _job_text(run: dict[str, Any]) -> str:
 
 def provenance_blocks(ctx: ReportContext) -> list[Any]:
     blocks: list[Any] = [Heading("Provenance")]
-    runs = OutputFolder(ctx.out).manifests()
+    folder = OutputFolder(ctx.out)
+    runs = folder.manifests()
+    unreadable = len(folder.run_ids()) - len(runs)
+    if unreadable:  # cut short by a crash or a copy: say so rather than drop a run quietly
+        blocks.append(Paragraph(f"{unreadable} run manifest(s) in `{folder.runs_dir.name}/` "
+                                "could not be read and are left out of this table."))
     if runs:
         rows = [[r.get("run_id"), r.get("started_at", "")[:19], r.get("backend"),
                  _job_text(r), r.get("cells_finished", "–"), r.get("host"),

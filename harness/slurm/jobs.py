@@ -37,9 +37,12 @@ def load_jobs(out: Path) -> list[Job]:
         return []
     try:
         return [Job(**entry) for entry in json.loads(path.read_text())]
-    except (ValueError, TypeError) as err:  # written atomically: edited by hand or damaged
-        raise DataError(f"not a record of Slurm jobs ({err}); restore it, or move it away "
-                        "to forget the folder's jobs", file=str(path)) from None
+    except ValueError as err:  # written atomically: edited by hand or damaged
+        why = f"not JSON: {err}"
+    except TypeError:
+        why = f"each entry needs exactly {', '.join(Job.__dataclass_fields__)}"
+    raise DataError(f"not a record of Slurm jobs ({why}); restore it, or move it away to "
+                    "forget the folder's jobs", file=str(path))
 
 
 def record_job(out: Path, job: Job) -> None:
