@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import DamagedFile, DataError
-from .folder import CELLS, HISTORY, OutputFolder
+from .folder import CELLS, HISTORY, JOURNAL, OutputFolder
 
 RECENT_S = 60.0  # a file changed this recently may be half copied: named, never moved
 
@@ -29,7 +29,7 @@ _CONSEQUENCE = {
            "intact copy back",
     HISTORY: "the cells it held keep their results, but their per-step history is missing "
              "until you put an intact copy back",
-    "journal": "the attempts it recorded count as not run (harness run reruns them) until "
+    JOURNAL: "the attempts it recorded count as not run (harness run reruns them) until "
                "you put an intact copy back",
 }
 

@@ -61,8 +61,8 @@ def resolve_ignored(a: pd.DataFrame, b: pd.DataFrame, names: Iterable[str]) -> d
     names are (:func:`harness.vocabulary.resolve`) against the cells of both runs; an
     ``InputError`` for a name no problem or strategy of the runs has, or one both have."""
     both = pd.concat([a, b], ignore_index=True)
-    # only parameters can be ignored: a metric of the same name (tikhonov's lam beside its
-    # parameter s_lam) is not what the name means here
+    # only parameters can be ignored: a metric named like a parameter (a strategy's chosen
+    # lam beside the s_lam it was given) is not what the name means here
     rows = both[[c for c in both.columns if is_parameter(c) or c in PARAMETER_KINDS]]
     used = [c for c in rows.columns if is_parameter(c) and rows[c].notna().any()]
     found: dict[str, str] = {}

