@@ -124,6 +124,32 @@ def build_parser() -> argparse.ArgumentParser:
                         help="extra sbatch option, e.g. --qos=high (repeatable)")
     submit.add_argument("--dry-run", action="store_true",
                         help="write the script and print it; submit nothing")
+    submit.add_argument("--max-cost", metavar="COST",
+                        help="refuse (exit 2) when the predicted cost of the cells to run "
+                        "exceeds COST: CPU-hours, or with a unit, e.g. 20cpu-h or 4gpu-h "
+                        "(see harness estimate)")
+    submit.add_argument("--history", action="append", default=[], metavar="DIR",
+                        help="output folder of an earlier run the cost model learns from, "
+                        "beside --out (repeatable)")
+
+    est = sub.add_parser(
+        "estimate", help="the predicted cost of a grid before it runs",
+        description="Predict the CPU-hours, GPU-hours, peak memory and wall time of the "
+        "cells of GRID not already ok in --out, from the rows of earlier runs (--out "
+        "itself and --history folders), and say how far the model is off on them.")
+    est.add_argument("grid", metavar="GRID", help="grid YAML file")
+    est.add_argument("--out", metavar="DIR",
+                     help="output folder the grid would run into: its ok cells are not "
+                          "counted, its rows are history")
+    est.add_argument("--history", action="append", default=[], metavar="DIR",
+                     help="output folder of an earlier run to learn from (repeatable)")
+    est.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                     help=f"where the cells would run (default: {DEFAULT_BACKEND})")
+    est.add_argument("--workers", type=_positive_int, metavar="N",
+                     help="cores the cells share (mpi: ranks running cells; default: this "
+                          "machine's cores)")
+    est.add_argument("--retry-failed", action="store_true",
+                     help="count the cells whose latest attempt failed, as run would")
 
     cancel = sub.add_parser("cancel", help="cancel the Slurm jobs of an output folder",
                             description="scancel every job submitted into DIR.")
@@ -218,7 +244,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         build_parser().print_help()
         return EXIT_INPUT
     return {"run": cmd_run, "submit": cmd_submit, "status": cmd_status,
-            "cancel": cmd_cancel, "report": cmd_report, "list": cmd_list,
+            "cancel": cmd_cancel, "report": cmd_report, "estimate": cmd_estimate, "list": cmd_list,
             "schema": cmd_schema, "compare": cmd_compare}[args.command](args)
 
 
@@ -309,7 +335,33 @@ def _print_failures(failures: list, limit: int = 20) -> None:
         print(f"  ({hint} to run the failed cells again)")
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from .cost import CostModel, history_folders
+    from .driver import plan_run
+    from .estimate import Estimate, estimate_lines
+    from .grid import load_grid
+    from .placement import usable_cores
+    from .store import Store
+
+    grid = load_grid(args.grid)
+    folders = history_folders(args.history)
+    plan = None
+    if args.out:
+        out = _output_folder(args.out, must_exist=False)
+        plan = plan_run(grid.cells, Store(out), retry_failed=args.retry_failed)
+        folders.insert(0, out)
+    est = Estimate.of(plan.to_run if plan else grid.cells, CostModel.from_folders(folders))
+    workers = args.workers or len(usable_cores())
+    print(f"grid {grid.name}: {len(grid.cells)} cells")
+    for line in estimate_lines(est, backend=args.backend, workers=workers,
+                               already_ok=len(plan.already_ok) if plan else 0,
+                               kept_failed=len(plan.kept_failed) if plan else 0):
+        print(line)
+    return EXIT_OK
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
+    from .estimate import Budget
     from .slurm.directives import Request
     from .slurm.submit import submit_grid
 
@@ -318,10 +370,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
                   mem=args.mem, time=args.time, partition=args.partition,
                   account=args.account, max_parallel=args.max_parallel, shards=args.shards,
                   warn_s=args.warn, extra=list(args.sbatch))
+    budget = Budget.parse(args.max_cost) if args.max_cost is not None else None
     done = submit_grid(args.grid, args.out, req, setup=tuple(args.setup),
-                       dry_run=args.dry_run)
+                       dry_run=args.dry_run, max_cost=budget, history=tuple(args.history))
     if args.dry_run:
         print(done.script.read_text())
+    if done.cost is not None and done.cost.cells:
+        print(f"predicted: {done.cost.summary()}")
+    if done.timing:
+        print(done.timing)
+    if args.dry_run:
         print(f"# dry run: script written to {done.script}; nothing submitted")
     elif done.job_id is None:
         print(f"nothing to submit: all {done.cells} cells of the grid are finished in "
