@@ -1,4 +1,4 @@
-"""The ``harness`` command: run, submit, status, cancel, report, list.
+"""The ``harness`` command: run, estimate, submit, status, cancel, report, compare, list.
 
 Exit codes: 0 success (every cell ok), 1 some cells failed, 2 bad input (one line on
 stderr naming the file, key and value), 130 interrupted (Ctrl-C), 143 stopped by SIGTERM or

@@ -196,7 +196,8 @@ class CostModel:
         """The model of the ``ok`` rows (every attempt) of ``folders``; one that does not
         exist yet or holds no results adds nothing (a first run's ``--out``)."""
         frames, read = [], []
-        for folder in dict.fromkeys(Path(f).resolve() for f in folders):
+        # a folder given twice (as --out and --history) is read once
+        for folder in {Path(f).resolve(): Path(f) for f in folders}.values():
             if not OutputFolder(folder).is_results_folder():
                 continue
             cells = load_cells(folder, all_attempts=True)
