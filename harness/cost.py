@@ -78,8 +78,10 @@ class ModelError:
 
     def factor(self, basis: str) -> float | None:
         """The error factor that applies to a prediction of ``basis`` (None: unmeasured,
-        and for :data:`DEFAULT`)."""
-        return {SEEN: self.seen, FITTED: self.new, GROUP: self.new}.get(basis)
+        and for :data:`DEFAULT`). Where no parameter combination ran twice, a rerun's is
+        taken to be at most that of new parameter values."""
+        seen = self.seen if self.seen is not None else self.new
+        return {SEEN: seen, FITTED: self.new, GROUP: self.new}.get(basis)
 
     def text(self) -> str:
         if self.seen is None and self.new is None:
