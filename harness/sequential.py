@@ -1,5 +1,5 @@
 """A group-sequential design: judge a claim after every batch of seeds, and stop when it is
-settled, with each wrong verdict still at most 2.5% of studies (issue 24 §1).
+settled, with each wrong verdict still at most 2.5% of studies.
 
 Looking after every batch and stopping as soon as the fixed-n 95% t interval clears the
 threshold makes each wrong verdict about 10% likely instead of 2.5% (measured: 20000
@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as sp
 
-from harness.stats import _SCALES, ALPHA, MIN_SEEDS, Estimate
+from .stats import _SCALES, ALPHA, MIN_SEEDS, Estimate
 
 PATHS = 400_000  # null paths the boundaries are calibrated on (the 0.1% tail: ~400 each)
 SEED = 20240924  # fixed, so the same design gives the same numbers on every machine
