@@ -186,7 +186,8 @@ class _Run:
         """Run the planned cells and merge the results; on a stop, record the cells in
         flight ``preempted`` and re-raise. The manifest is completed on any exit."""
         swept = self.grid.swept
-        bar = Progress(len(self.plan.to_run), label=lambda c: c.label(swept)) if (
+        bar = Progress(len(self.plan.to_run), label=lambda c: c.label(swept),
+                       predicted=self._predicted(), workers=self.workers or 1) if (
             progress is not False and self.plan.to_run) else None
         try:
             stopping.pause_point("startup")
@@ -213,6 +214,21 @@ class _Run:
             self.info["finished_at"] = datetime.now(UTC).isoformat()
             self.info["cells_finished"] = len(self.results)
             _write_manifest(self.store, self.grid, self.run_id, self.info)
+
+    def _predicted(self) -> dict[str, float] | None:
+        """Each cell to run → its predicted seconds, from the folder's earlier rows
+        (harness.cost), when every one of them has a prediction from its own problem and
+        strategy; else None (the progress bar's ETA then follows the throughput)."""
+        from .cost import DEFAULT, CostModel
+
+        try:
+            model = CostModel.from_folders([self.store.out])
+            found = {c.cell_id: model.predict(c) for c in self.plan.to_run}
+        except Exception:  # an ETA must never stop a run (a damaged file, an odd row)
+            return None
+        if not found or any(p.basis == DEFAULT for p in found.values()):
+            return None
+        return {cell_id: p.wall_s for cell_id, p in found.items()}
 
     def _run_cells(self, bar: Progress | None) -> None:
         with make_executor(self.backend, workers=self.workers, address=self.address,

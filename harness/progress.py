@@ -27,8 +27,12 @@ class Progress:
     ``total`` cells are to run in this invocation; ``label`` turns a cell into a name."""
 
     def __init__(self, total: int, *, stream: TextIO | None = None, label=None,
-                 tty: bool | None = None):
+                 tty: bool | None = None, predicted: dict[str, float] | None = None,
+                 workers: int = 1):
         self.total, self.stream = total, stream or sys.stderr
+        # cell_id → predicted seconds (harness.cost), for every cell to run, or None
+        self.predicted, self.workers = predicted, max(1, workers)
+        self._predicted_done = 0.0
         self.label = label or (lambda c: c.label())
         self.tty = self.stream.isatty() if tty is None else tty
         self.counts: Counter[str] = Counter()
@@ -41,11 +45,21 @@ class Progress:
         return sum(self.counts.values())
 
     def eta(self) -> float | None:
-        """Seconds left, from this run's throughput so far."""
+        """Seconds left. With predictions (the cost model): the predicted seconds of the
+        cells not finished, at the pace the finished ones went (elapsed wall time per
+        predicted second: the workers' parallelism and the machine's speed today), or
+        split over the workers before any finished — so a grid whose costly cells come
+        last is not promised the pace of its cheap ones. Without: this run's throughput
+        of cells so far."""
+        elapsed = time.monotonic() - self.t0
+        if self.predicted:
+            left = sum(self.predicted.values()) - self._predicted_done
+            if self._predicted_done > 0:
+                return max(0.0, left * elapsed / self._predicted_done)
+            return left / self.workers
         if self.done == 0:
             return None
-        rate = self.done / (time.monotonic() - self.t0)
-        return (self.total - self.done) / rate
+        return (self.total - self.done) / (self.done / elapsed)
 
     def started(self, cell: Cell) -> None:
         self.running += 1
@@ -54,6 +68,8 @@ class Progress:
     def finished(self, cell: Cell, result: CellResult) -> None:
         self.running = max(0, self.running - 1)
         self.counts[result.status] += 1
+        if self.predicted:
+            self._predicted_done += self.predicted.get(cell.cell_id, 0.0)
         if self.tty:
             if result.status != OK:
                 self._print(f"✗ {result.status:<8} {self.label(cell)}: {result.error}")
