@@ -54,11 +54,11 @@ class Plan:
 def plan_run(cells: Sequence[Cell], store: Store, *, retry_failed: bool = False,
              force: bool = False) -> Plan:
     """Decide which of ``cells`` to run, from the latest status of each cell in ``store``."""
-    latest, used = store.latest_status(), store.last_attempts()
+    latest, history = store.latest_status(), store.history_attempts()
     plan = Plan(to_run=[], attempts={})
     for cell in cells:
-        status, _ = latest.get(cell.cell_id, (None, 0))
-        plan.attempts[cell.cell_id] = used.get(cell.cell_id, 0) + 1
+        status, attempt = latest.get(cell.cell_id, (None, 0))
+        plan.attempts[cell.cell_id] = max(attempt, history.get(cell.cell_id, 0)) + 1
         if force or status is None:
             plan.to_run.append(cell)
         elif status == OK:

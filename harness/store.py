@@ -374,28 +374,24 @@ class Store:
                     out[cid] = (st, att)
         return out
 
-    def last_attempts(self) -> dict[str, int]:
-        """cell_id → the highest attempt number any row of the folder holds, in cells or
-        history: a new attempt takes the next one, so history left by a set-aside cells
-        part is never mistaken for the new attempt's."""
+    def history_attempts(self) -> dict[str, int]:
+        """cell_id → the highest attempt number its history rows hold (the journal's
+        too). A new attempt takes a number past this as well as past its cells rows
+        (``latest_status``), so history left by a set-aside cells part is never mistaken
+        for the new attempt's."""
+        keys = pa.schema([("cell_id", pa.string()), ("attempt", pa.int64())])
+
         def read() -> list[pa.Table]:
-            found = [pa.Table.from_pylist(
-                [{k: r[k] for k in ("cell_id", "attempt")} for r in (rows + history)],
-                schema=pa.schema([("cell_id", pa.string()), ("attempt", pa.int64())]))
-                for p in self.folder.segments() for rows, history in [self._read_segment(p)]]
-            for kind in (CELLS, HISTORY):
-                files = self._parts(kind)
-                if files:
-                    found.append(self._scan(kind, files, lambda fs: ds.dataset(
-                        [str(p) for p in fs], format="parquet").to_table(
-                        columns=["cell_id", "attempt"]))[0])
+            journal_rows = [h for p in self.folder.segments() for h in self._read_segment(p)[1]]
+            found = [pa.Table.from_pylist(journal_rows, schema=HISTORY_SCHEMA).select(keys.names)]
+            files = self._parts(HISTORY)
+            if files:
+                found.append(self._scan(HISTORY, files, lambda fs: ds.dataset(
+                    [str(p) for p in fs], format="parquet").to_table(columns=keys.names))[0])
             return found
 
-        tables = [t.select(["cell_id", "attempt"]).cast(pa.schema(
-            [("cell_id", pa.string()), ("attempt", pa.int64())])) for t in _reading(read)]
-        if not tables:
-            return {}
-        top = pa.concat_tables(tables).group_by("cell_id").aggregate([("attempt", "max")])
+        table = pa.concat_tables([t.cast(keys) for t in _reading(read)])
+        top = table.group_by("cell_id").aggregate([("attempt", "max")])
         return dict(zip(top.column("cell_id").to_pylist(),
                         top.column("attempt_max").to_pylist(), strict=True))
 
