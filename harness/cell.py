@@ -134,6 +134,14 @@ def build_cell(pcls: Any, pp: dict[str, Any], scls: Any, sp: dict[str, Any], see
                 resources=resources or Resources())
 
 
+def with_seed(cell: Cell, seed: int) -> Cell:
+    """The same cell with another ``seed``: a new cell of its own id, as if the grid had
+    listed that seed (a run until conclusive buys these)."""
+    return build_cell(registry.problems()[cell.problem], cell.problem_params,
+                      registry.strategies()[cell.strategy], cell.strategy_params, seed,
+                      grid=cell.grid, experiment=cell.experiment, resources=cell.resources)
+
+
 def make_cell(problem: str, strategy: str, problem_params: dict[str, Any] | None = None,
               strategy_params: dict[str, Any] | None = None, seed: int = 0, *,
               grid: str = "adhoc", resources: Resources | None = None) -> Cell:

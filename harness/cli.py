@@ -85,6 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", metavar="I/N",
                      help="run only shard I of N (cells I, I+N, I+2N, … in grid order); "
                           "shards of one folder may run at the same time")
+    run.add_argument("--until-conclusive", action="store_true",
+                     help="after the grid's seeds, add seeds to the cells of every claim "
+                          "still inconclusive, a batch at a time, until each is settled, at "
+                          "--max-seeds, or out of --budget (group-sequential: each wrong "
+                          "verdict stays at most 2.5%%)")
+    run.add_argument("--budget", metavar="B",
+                     help="with --until-conclusive: buy no batch that would take the run "
+                          "past B: a run time (30m, 2h) or a cost (2cpu-h, 0.5gpu-h)")
+    run.add_argument("--max-seeds", type=_int_at_least(2), default=10, metavar="N",
+                     help="with --until-conclusive: the most seeds a claim gets (default "
+                          "10; fixed when the folder's plan is made)")
+    run.add_argument("--batch", type=_positive_int, default=2, metavar="K",
+                     help="with --until-conclusive: seeds added per look (default 2)")
+    run.add_argument("--claims", action="append", default=[], metavar="DIR",
+                     help="with --until-conclusive: also judge the claims files in DIR "
+                          "(as harness report --claims; repeatable)")
 
     submit = sub.add_parser(
         "submit", help="submit a grid to Slurm and return at once",
@@ -302,13 +318,25 @@ def _run(args: argparse.Namespace) -> int:
 
     from .driver import run_grid
 
-    summary = run_grid(grid, out, backend=args.backend, workers=args.workers,
-                       address=args.address, retry_failed=args.retry_failed, force=args.force,
-                       progress=False if args.quiet else None, shard=shard)
+    ran = None
+    if args.until_conclusive:
+        summary, ran, cells = _run_until_conclusive(args, grid, out, shard)
+    else:
+        for flag, given in (("--budget", args.budget), ("--max-seeds", args.max_seeds != 10),
+                            ("--batch", args.batch != 2), ("--claims", args.claims)):
+            if given:
+                raise InputError(f"{flag} applies only with --until-conclusive",
+                                 file="harness run")
+        summary = run_grid(grid, out, backend=args.backend, workers=args.workers,
+                           address=args.address, retry_failed=args.retry_failed,
+                           force=args.force, progress=False if args.quiet else None,
+                           shard=shard)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items()))
     what = f"shard {shard} of {grid.name}: {sum(summary.counts.values())}" if shard else \
         f"{grid.name}: {len(grid.cells)}"
-    print(f"{what} cells ({counts}); ran {summary.ran} now; "
+    if ran is not None:
+        what = f"{what} + {cells} seeds bought = {len(grid.cells) + cells}"
+    print(f"{what} cells ({counts}); ran {summary.ran if ran is None else ran} now; "
           f"results in {summary.out}")
     _print_failures(summary.failures)
     if summary.ran:
@@ -320,6 +348,33 @@ def _run(args: argparse.Namespace) -> int:
             print(f"audit: {line}")
     stopping.pause_point("exit")
     return EXIT_OK if summary.all_ok else EXIT_FAILED
+
+
+def _run_until_conclusive(args: argparse.Namespace, grid, out: Path, shard):
+    """The run of ``--until-conclusive``; prints where each claim stopped."""
+    from .conclusive import run_until_conclusive
+    from .estimate import Budget
+
+    if shard is not None:
+        raise InputError(f"--shard {args.shard} cannot be run until conclusive: the claims "
+                         f"are judged on every shard's cells; run the whole grid (under "
+                         f"Slurm: harness submit --until-conclusive)", file="harness run")
+    budget = Budget.parse(args.budget, "--budget", "harness run", wall=True) if (
+        args.budget) else None
+    if args.max_seeds < args.batch:
+        raise InputError(f"--batch {args.batch} is larger than --max-seeds "
+                         f"{args.max_seeds}; allowed: a batch of at most the most seeds",
+                         file="harness run")
+    done = run_until_conclusive(
+        grid, out, budget=budget, most=args.max_seeds, batch=args.batch,
+        backend=args.backend, workers=args.workers, address=args.address,
+        retry_failed=args.retry_failed, force=args.force,
+        progress=False if args.quiet else None, claim_dirs=tuple(args.claims))
+    from .status import claim_lines
+
+    for line in claim_lines(done.plan):
+        print(line)
+    return done.summary, done.ran, len(done.plan.bought)
 
 
 def _print_failures(failures: list, limit: int = 20) -> None:
@@ -413,6 +468,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     for run_id, n in st.interrupted:
         print(f"  note: run {run_id} was interrupted (killed, or its node lost) with {n} "
               f"cell(s) in flight, which read not run; run the grid again to resume")
+    from .looks import load
+    from .status import claim_lines
+
+    plan = load(folder)
+    for line in claim_lines(plan) if plan else []:
+        print(f"  {line}")
     damaged = folder.damaged()
     if damaged:
         print(f"  damaged: {len(damaged)} unreadable file(s) set aside in "

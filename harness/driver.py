@@ -30,7 +30,7 @@ from typing import Any
 from . import atomic, location, stopping
 from .cell import SCHEMA_VERSION, Cell, cells_to_json
 from .errors import Preempted
-from .executors import DEFAULT_BACKEND, Finished, make_executor
+from .executors import DEFAULT_BACKEND, Executor, Finished, make_executor
 from .folder import OutputFolder, read_json
 from .grid import Grid
 from .progress import Progress
@@ -136,6 +136,7 @@ def run_grid(
     grid: Grid, out: str | Path, *, backend: str = DEFAULT_BACKEND, workers: int | None = None,
     address: str | None = None, retry_failed: bool = False, force: bool = False,
     progress: bool | None = None, shard: Shard | None = None,
+    executor: Executor | None = None,
 ) -> RunSummary:
     """Run ``grid`` (only ``shard``'s cells if given) into ``out`` and return the summary.
     ``progress``: None draws a bar on a terminal and log lines otherwise; False prints
@@ -147,7 +148,8 @@ def run_grid(
         cells = shard.select(grid.cells) if shard else grid.cells
         with store.lock(shard):
             run = _Run(grid, store, cells, shard, backend=backend, workers=workers,
-                       address=address, retry_failed=retry_failed, force=force)
+                       address=address, retry_failed=retry_failed, force=force,
+                       executor=executor)
             run.execute(progress)
         return run.summary()
 
@@ -158,8 +160,9 @@ class _Run:
 
     def __init__(self, grid: Grid, store: Store, cells: Sequence[Cell], shard: Shard | None,
                  *, backend: str, workers: int | None, address: str | None,
-                 retry_failed: bool, force: bool):
+                 retry_failed: bool, force: bool, executor: Executor | None = None):
         self.grid, self.store, self.cells, self.shard = grid, store, cells, shard
+        self.executor = executor
         self.backend, self.workers, self.address = backend, workers, address
         self.run_id = new_run_id()
         store.create()
@@ -231,25 +234,31 @@ class _Run:
         return {cell_id: p.wall_s for cell_id, p in found.items()}
 
     def _run_cells(self, bar: Progress | None) -> None:
+        if self.executor is not None:
+            self._dispatch(self.executor, bar)
+            return
         with make_executor(self.backend, workers=self.workers, address=self.address,
                            log_dir=self.store.folder.logs_dir) as executor:
-            for event in executor.run(self.plan.to_run):
-                cell = event.cell
-                if not isinstance(event, Finished):
-                    self.inflight[cell.cell_id] = (cell, datetime.now(UTC))
-                    _write_json(self.track, sorted(self.inflight))
-                    if bar:
-                        bar.started(cell)
-                    continue
-                # A stop cannot fall between these two lines (deferred): the cell is
-                # either in flight (then recorded preempted) or written.
-                self.inflight.pop(cell.cell_id, None)
-                self._write(cell, event.result)
+            self._dispatch(executor, bar)
+
+    def _dispatch(self, executor: Executor, bar: Progress | None) -> None:
+        for event in executor.run(self.plan.to_run):
+            cell = event.cell
+            if not isinstance(event, Finished):
+                self.inflight[cell.cell_id] = (cell, datetime.now(UTC))
                 _write_json(self.track, sorted(self.inflight))
-                if event.result.traceback:
-                    _log_failure(self.store, cell, event.result)
                 if bar:
-                    bar.finished(cell, event.result)
+                    bar.started(cell)
+                continue
+            # A stop cannot fall between these two lines (deferred): the cell is
+            # either in flight (then recorded preempted) or written.
+            self.inflight.pop(cell.cell_id, None)
+            self._write(cell, event.result)
+            _write_json(self.track, sorted(self.inflight))
+            if event.result.traceback:
+                _log_failure(self.store, cell, event.result)
+            if bar:
+                bar.finished(cell, event.result)
 
     def _write(self, cell: Cell, result: CellResult) -> None:
         attempt = self.plan.attempts[cell.cell_id]

@@ -18,8 +18,10 @@ from .cost import BASES, DEFAULT, CostModel, Prediction
 from .errors import InputError
 from .progress import fmt_duration
 
-_COST = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(cpu-h|gpu-h)?\s*$", re.IGNORECASE)
-UNITS = {"cpu-h": "CPU-hours", "gpu-h": "GPU-hours"}
+_COST = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(cpu-h|gpu-h|s|min|m|h)?\s*$",
+                   re.IGNORECASE)
+UNITS = {"cpu-h": "CPU-hours", "gpu-h": "GPU-hours", "wall": "seconds of run time"}
+_WALL = {"s": 1, "m": 60, "min": 60, "h": 3600}  # a run-time budget: seconds per unit
 
 
 def makespan(durations: Sequence[float], sizes: Sequence[int], slots: int) -> float:
@@ -126,14 +128,20 @@ class Budget:
     text: str
 
     @classmethod
-    def parse(cls, text: str, flag: str = "--max-cost", command: str = "harness submit"
-              ) -> Budget:
+    def parse(cls, text: str, flag: str = "--max-cost", command: str = "harness submit",
+              *, wall: bool = False) -> Budget:
+        """``2cpu-h``, ``0.5gpu-h`` or a bare number (CPU-hours); with ``wall``, also a run
+        time, ``90s``, ``30m`` or ``2h`` (unit ``wall``, amount in seconds)."""
         match = _COST.match(text)
-        if not match:
+        unit = (match[2] or "cpu-h").lower() if match else ""
+        if not match or (unit in _WALL and not wall):
+            times = ", or a run time: 90s, 30m, 2h" if wall else ""
             raise InputError(f"{flag} {text!r} is not allowed; allowed: a number of "
-                             f"CPU-hours, or one with a unit: 2cpu-h, 0.5gpu-h",
+                             f"CPU-hours, or one with a unit: 2cpu-h, 0.5gpu-h{times}",
                              file=command)
-        return cls(float(match[1]), (match[2] or "cpu-h").lower(), text)
+        if unit in _WALL:
+            return cls(float(match[1]) * _WALL[unit], "wall", text)
+        return cls(float(match[1]), unit, text)
 
     def check(self, estimate: Estimate, flag: str = "--max-cost") -> None:
         """Refuse (exit 2, one line) when the predicted cost exceeds the limit."""

@@ -3,6 +3,7 @@
 
     DIR/
       grid.yaml  grid.cells.json   the grid's text, and the cells it expands to
+      conclusive.json              run until conclusive: the design, each claim's looks
       cells/  history/             Parquet part files, part-<owner>-<random>.parquet
       journal/                     <owner>.<run_id>.<n>.jsonl: attempts not merged yet
       runs/                        <run_id>.json manifests; <run_id>.inflight.json while live
@@ -80,6 +81,7 @@ class OutputFolder:
     # The fixed paths, each named once.
     grid_file = _Under("grid.yaml")  # the grid's text (harness status expands it)
     cells_file = _Under("grid.cells.json")  # its cells: status then imports no plug-in
+    looks_file = _Under("conclusive.json")  # a run until conclusive: design, claims, seeds
     cells_dir = _Under(CELLS)  # the tables' Parquet part files
     history_dir = _Under(HISTORY)
     journal_dir = _Under(JOURNAL)  # attempts not merged into Parquet yet

@@ -29,6 +29,7 @@ unlike the fixed-n interval it covers the truth at every look at once with 95%.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -155,9 +156,29 @@ class Design:
         return cls(spending, alpha, looks, boundaries(looks, spending, alpha, paths, seed),
                    paths, seed)
 
+    @classmethod
+    @functools.cache
+    def at(cls, looks: tuple[int, ...], spending: str = "pocock", alpha: float = ALPHA
+           ) -> Design:
+        """The design with these ``looks``, each side spending ``alpha``; computed once per
+        process (0.2–0.3 s each), as a claim of several items asks for one per Holm step."""
+        if spending not in SPENDING:
+            raise ValueError(f"spending {spending!r}; one of {', '.join(SPENDING)}")
+        return cls(spending, alpha, tuple(looks), boundaries(looks, spending, alpha))
+
     @property
     def most(self) -> int:
         return self.looks[-1]
+
+    def nominal(self, n: int) -> float:
+        """The one-sided level of a t test on ``n`` seeds at the look they are judged at
+        (:meth:`look_at`): the tail of ``|t| > bound`` at ``n − 1`` degrees of freedom, so
+        that a fixed-n test at this level decides exactly as :meth:`judge` does. 0 below
+        the first look (nothing is decided there)."""
+        k = self.look_at(n)
+        if k is None or n < MIN_SEEDS:
+            return 0.0
+        return float(sp.t.sf(self.bounds[k], n - 1))
 
     def look_at(self, n: int) -> int | None:
         """The index of the look ``n`` seeds are judged at: the largest scheduled size ≤ n
@@ -215,3 +236,9 @@ class Design:
         d = json.loads(text)
         return cls(d["spending"], float(d["alpha"]), tuple(map(int, d["looks"])),
                    tuple(map(float, d["bounds"])), int(d["paths"]), int(d["seed"]))
+
+
+def nominal_levels(looks: tuple[int, ...], spending: str, n: int) -> Callable[[float], float]:
+    """``alpha → level``: the level at which ``n`` seeds are judged, for each error budget,
+    under designs with ``looks`` and ``spending`` (for :func:`harness.stats.judged_at`)."""
+    return lambda alpha: Design.at(tuple(looks), spending, alpha).nominal(n)

@@ -18,6 +18,7 @@ from .cell import Cell, cells_from_json
 from .errors import InputError
 from .folder import OutputFolder, read_json
 from .location import JOB_COLUMN
+from .looks import LookPlan
 from .result import OK, PREEMPTED, SKIPPED
 from .shard import Shard, shard_of
 from .slurm import scheduler
@@ -195,3 +196,20 @@ def folder_status(out: Path) -> FolderStatus:
     summaries = [(job, _task_summary(job, cells, done, queue, finals)) for job in jobs]
     return FolderStatus(cells=states, recorded=sum(1 for c in cells if c.cell_id in latest),
                         jobs=summaries, note=note, interrupted=interrupted)
+
+
+def claim_lines(plan: LookPlan) -> list[str]:
+    """Where the claims of a run until conclusive stand: one line for the plan, then one
+    per claim (still open first), with its seeds, verdict, why it stopped and its cost."""
+    from .progress import fmt_duration
+
+    claims = sorted(plan.claims.values(), key=lambda c: (bool(c.stopped), c.label))
+    stops = Counter(c.stopped or "open" for c in claims)
+    told = ", ".join(f"{n} {s}" for s, n in sorted(stops.items()))
+    lines = [f"until conclusive: {len(claims)} claims ({told}); {len(plan.bought)} cells "
+             f"bought beyond the grid's seeds in {plan.rounds} look(s); "
+             f"{fmt_duration(plan.spent_s)} of run time. {plan.describe()}"]
+    for c in claims:
+        lines.append(f"  {c.stopped or 'open':<10} {c.outcome or '-':<17} {len(c.seeds):>3} "
+                     f"seeds {c.cpu_hours:8.4f} CPU-h  {c.label}")
+    return lines

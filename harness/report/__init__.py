@@ -19,6 +19,7 @@ from .. import atomic
 from ..audit import TIMING_FLAG, timing_flags
 from ..family import family_of
 from ..folder import OutputFolder
+from ..looks import LookPlan, load
 from ..store import Store
 from .claims import check_claim_dirs, scoreboard
 from .document import Document, Figure, Table, Verdict, to_html, to_latex, to_markdown
@@ -35,6 +36,8 @@ class ReportContext:
     history: pd.DataFrame
     claim_dirs: tuple[Path, ...] = field(default_factory=tuple)
     to: Path | None = None
+    looks: LookPlan | None = None  # the folder was run until conclusive: judge look by look
+    draw: bool = True  # False: verdicts only, figures are not rendered
 
     @property
     def figures(self) -> Path:
@@ -44,9 +47,10 @@ class ReportContext:
         """Save a matplotlib figure as ``figures/<name>.png`` and close it."""
         import matplotlib.pyplot as plt
 
-        self.figures.mkdir(exist_ok=True)
         path = self.figures / f"{name}.png"
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        if self.draw:
+            self.figures.mkdir(exist_ok=True)
+            fig.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(fig)
         return Figure(path=path, caption=caption)
 
@@ -59,33 +63,50 @@ def with_timing_flags(cells: pd.DataFrame) -> pd.DataFrame:
     return cells
 
 
-def write_report(out: str | Path, claim_dirs: tuple[str | Path, ...] = (),
-                 to: str | Path | None = None) -> list[Path]:
-    """Write the report of output folder ``out`` into folder ``to`` (default: ``out``),
-    judging the families' published claims and those in ``claim_dirs``; returns the files
-    written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _sections(ctx: ReportContext) -> list[Any]:
+    """The report's body: overview, a section per family present, provenance."""
     from .generic import generic_section
     from .overview import overview_blocks, provenance_blocks
 
-    out = Path(out)
-    check_claim_dirs(Path(d) for d in claim_dirs)
-    to = Path(to) if to is not None else out
-    to.mkdir(parents=True, exist_ok=True)
-    store = Store(out)
-    ctx = ReportContext(out=out, cells=with_timing_flags(store.cells()),
-                        history=store.history(),
-                        claim_dirs=tuple(Path(d) for d in claim_dirs), to=to)
-    grids = ", ".join(sorted(ctx.cells["grid"].unique())) or out.name
-    doc = Document(title=f"Harness report — {grids}")
     body = [*overview_blocks(ctx)]
     for name in sorted(ctx.cells["family"].dropna().unique()):
         family = family_of(name)
         section = family.section_function() or generic_section
         body += section(ctx, family)
-    body += provenance_blocks(ctx)
+    return body + provenance_blocks(ctx)
+
+
+def _context(out: Path, claim_dirs: tuple[str | Path, ...], to: Path | None,
+             draw: bool = True) -> ReportContext:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    check_claim_dirs(Path(d) for d in claim_dirs)
+    store = Store(out)
+    return ReportContext(out=out, cells=with_timing_flags(store.cells()),
+                         history=store.history(), claim_dirs=tuple(Path(d) for d in claim_dirs),
+                         to=to, looks=load(OutputFolder(out)), draw=draw)
+
+
+def folder_verdicts(out: str | Path, claim_dirs: tuple[str | Path, ...] = ()) -> list[Verdict]:
+    """The verdicts the report of ``out`` would print, judged the same way, without writing
+    anything (a run until conclusive judges with this after every batch)."""
+    ctx = _context(Path(out), claim_dirs, None, draw=False)
+    return [b for b in _sections(ctx) if isinstance(b, Verdict)]
+
+
+def write_report(out: str | Path, claim_dirs: tuple[str | Path, ...] = (),
+                 to: str | Path | None = None) -> list[Path]:
+    """Write the report of output folder ``out`` into folder ``to`` (default: ``out``),
+    judging the families' published claims and those in ``claim_dirs``; returns the files
+    written."""
+    out = Path(out)
+    to = Path(to) if to is not None else out
+    to.mkdir(parents=True, exist_ok=True)
+    ctx = _context(out, claim_dirs, to)
+    grids = ", ".join(sorted(ctx.cells["grid"].unique())) or out.name
+    doc = Document(title=f"Harness report — {grids}")
+    body = _sections(ctx)
     doc.add(*scoreboard([b for b in body if isinstance(b, Verdict)]), *body)
 
     written = []

@@ -44,7 +44,8 @@ import yaml
 
 from ..errors import InputError, RegistrationError
 from ..family import Family
-from ..stats import ALPHA, NON_NORMAL_P, Estimate, holm
+from ..sequential import nominal_levels
+from ..stats import ALPHA, NON_NORMAL_P, Estimate, holm, judged_at, level
 from .document import Heading, Link, Paragraph, Table, Verdict, slug
 
 # Selection and pairing live in their own modules; a family's check kinds import them from
@@ -65,6 +66,7 @@ from .selection import (  # noqa: F401
     ok_rows,
     select_strategy,
     select_variant,
+    tracking,
     variant_labels,
 )
 
@@ -93,6 +95,23 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class Judged:
+    """How a verdict was reached, for a run until conclusive: the claim's ``key`` (file,
+    id, configuration, scope), the ``cells`` it was judged on (its scope), the distinct
+    ``seeds`` among them, the figure's ``estimate``, the ``level`` (one-sided) it was
+    judged at, and the check's ``op`` and ``threshold`` (None when it has no single one)."""
+
+    key: str
+    cells: tuple[str, ...]
+    seeds: tuple[int, ...]
+    estimate: Estimate | None
+    level: float
+    op: str = "<="
+    threshold: float | None = None
+    stopped: str = ""  # why its seeds stopped, in a folder run until conclusive
+
+
+@dataclass(frozen=True)
 class Item:
     """One thing a claim is judged on (a value, a problem, a point of a curve): its
     estimate, and the criterion ``value op threshold`` it must meet."""
@@ -112,7 +131,7 @@ def judge_items(items: list[Item], every: bool) -> list[bool | None]:
     p = [i.estimate.p_values(i.op, i.threshold) if i.estimate is not None else (1.0, 1.0)
          for i in items]
     fails = holm([f for _, f in p])
-    holds = [h < ALPHA for h, _ in p] if every else holm([h for h, _ in p])
+    holds = [h < level(ALPHA) for h, _ in p] if every else holm([h for h, _ in p])
     return [True if h else False if f else None for h, f in zip(holds, fails, strict=True)]
 
 
@@ -291,8 +310,10 @@ def claim_blocks(ctx: ReportContext, family: Family, rows: pd.DataFrame,
                     f"claim {claim.id!r}: unknown check kind {claim.check.get('kind')!r}; "
                     f"known kinds: {', '.join(sorted(CHECK_KINDS))}", file=ref.path)
             selectors = claim.check.get("strategies")
+            key = f"{Path(ref.path).name}:{claim.id}"
             if not selectors:
-                blocks.append(_verdict(claim, _judge(fn, claim.check, rows, ctx),
+                blocks.append(_verdict(claim, *_judged(fn, claim.check, rows, ctx,
+                                                       f"{key}:{where}"),
                                        about={**about, "label": claim.claim + in_scope}))
                 continue
             present = _distinct_variants(rows, selectors) or dict.fromkeys(selectors)
@@ -304,7 +325,8 @@ def claim_blocks(ctx: ReportContext, family: Family, rows: pd.DataFrame,
                 text = f"{claim.claim} — configuration `{selector}`" + (
                     f": {described}" if described else "")
                 label = f"{claim.claim} — `{selector}`{in_scope}"
-                blocks.append(_verdict(claim, _judge(fn, check, rows, ctx),
+                blocks.append(_verdict(claim, *_judged(fn, check, rows, ctx,
+                                                       f"{key}[{selector}]:{where}"),
                                        about={**about, "label": label}, text=text,
                                        check=check))
     return blocks
@@ -338,6 +360,33 @@ def _judge(fn: CheckFunction, check: dict[str, Any], rows: pd.DataFrame,
         return Measurement(f"the check as written ({shown})", f"refused: {why}", refused=str(why))
 
 
+def _judged(fn: CheckFunction, check: dict[str, Any], rows: pd.DataFrame,
+            ctx: ReportContext, key: str) -> tuple[Measurement, Judged]:
+    """``fn``'s measurement and how it was reached. In a folder run until conclusive
+    (``ctx.looks``) the claim is judged at the level of the look its seeds reach, and a
+    claim that stopped on the seeds it stopped at (:mod:`harness.looks`)."""
+    with tracking() as selected:
+        m = _judge(fn, check, rows, ctx)
+    scope = pd.concat(selected) if selected else rows
+    seeds = tuple(sorted(int(s) for s in scope["seed"].unique())) if len(scope) else ()
+    plan, lvl, state = ctx.looks, ALPHA, None
+    if plan is not None and seeds:
+        state = plan.claims.get(key)
+        if state is not None and state.stopped and state.seeds:
+            seeds = tuple(s for s in seeds if s in set(state.seeds))
+            rows = rows[rows["seed"].isin(seeds)]
+        first = state.first if state is not None else len(seeds)
+        nominal = nominal_levels(plan.looks(first), plan.spending, len(seeds))
+        lvl = nominal(ALPHA)
+        with judged_at(nominal):
+            m = _judge(fn, check, rows, ctx)
+    cells = tuple(sorted(set(scope["cell_id"]))) if "cell_id" in scope else ()
+    threshold = check.get("threshold")
+    return m, Judged(key, cells, seeds, m.estimate, lvl, str(check.get("op", "<=")),
+                     float(threshold) if isinstance(threshold, int | float) else None,
+                     state.stopped if state is not None else "")
+
+
 def target(check: dict[str, Any]) -> str:
     """The criterion's side and threshold, ``≤ 1.15``, when the check has them."""
     if "threshold" not in check:
@@ -346,7 +395,7 @@ def target(check: dict[str, Any]) -> str:
     return f"{op} {float(check['threshold']):g}"
 
 
-def _verdict(claim: Claim, m: Measurement, about: dict[str, Any],
+def _verdict(claim: Claim, m: Measurement, judged: Judged, about: dict[str, Any],
              text: str | None = None, check: dict[str, Any] | None = None) -> Verdict:
     est = m.estimate
     detail = f"{m.detail} {claim.note} {_assumption(est)}".strip()
@@ -357,7 +406,8 @@ def _verdict(claim: Claim, m: Measurement, about: dict[str, Any],
                    seeds=est.n if est else 0, claim_id=claim.id,
                    target=m.target or target(check or claim.check),
                    quantity=describe_kind(est.kind) if est else "",
-                   accounting=est.accounting().lstrip("; ") if est else "", **about)
+                   accounting=est.accounting().lstrip("; ") if est else "", judged=judged,
+                   **about)
 
 
 def _assumption(est: Estimate | None) -> str:

@@ -78,6 +78,7 @@ class Verdict:
     target: str = ""  # the criterion's side and threshold, e.g. "≤ 1.15"
     quantity: str = ""  # what the estimate is, e.g. "ratio (geometric mean)"
     accounting: str = ""  # failed cells counted as worst, cells excluded, and why
+    judged: Any = None  # harness.report.claims.Judged: scope, seeds and level, not shown
 
     @property
     def estimate_text(self) -> str:

@@ -3,15 +3,32 @@ provenance of every run that wrote into the folder."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ..audit import audit_lines
 from ..folder import OutputFolder
+from ..progress import fmt_duration
 from .document import Heading, Paragraph, Table
 from .labels import with_labels
 
 if TYPE_CHECKING:
     from . import ReportContext
+
+
+def _until_conclusive(plan: Any) -> str:
+    """How a folder run until conclusive was judged, and what it bought."""
+    stops = Counter(c.stopped or "still open" for c in plan.claims.values())
+    told = ", ".join(f"{n} {s}" for s, n in sorted(stops.items()))
+    return (f"This folder was run until conclusive ({plan.describe()}). After the grid's own "
+            f"seeds, every claim still inconclusive got seeds for the cells it is judged on, "
+            f"a batch at a time; {len(plan.bought)} cells were bought in {plan.rounds} "
+            f"look(s), {fmt_duration(plan.spent_s)} of run time in all. Where each claim "
+            f"stopped: {told}. Each verdict is read at the level of the look its seeds "
+            f"reached (its interval is the repeated 95% confidence interval, which covers "
+            f"the truth at every look at once), so looking again and stopping when a "
+            f"verdict is reached keeps each wrong verdict at most 2.5% (docs/verdicts.md). A "
+            f"claim that stopped is judged on the seeds it stopped at.")
 
 
 def overview_blocks(ctx: ReportContext) -> list[Any]:
@@ -26,6 +43,8 @@ def overview_blocks(ctx: ReportContext) -> list[Any]:
             "reruns) or their per-step history. Put an intact copy back to restore it."))
     if df.empty:
         return [*blocks, Paragraph("No cells recorded yet.")]
+    if ctx.looks is not None:
+        blocks.append(Paragraph(_until_conclusive(ctx.looks)))
     counts = df["status"].value_counts()
     status = ", ".join(f"{n} {s}" for s, n in counts.items())
     span = (df["finished_at"].max() - df["started_at"].min()).total_seconds()

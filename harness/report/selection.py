@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +21,27 @@ from ..errors import InputError
 from ..vocabulary import STRATEGY, column, parameter_columns, parameter_name
 
 _SELECTOR = re.compile(r"^(?P<name>[A-Za-z0-9_]+)(\[(?P<params>[^\]]*)\])?$")
+# The selections made inside a `tracking()` block (None outside one).
+_SELECTED: ContextVar[list[pd.DataFrame] | None] = ContextVar("selected", default=None)
+
+
+@contextmanager
+def tracking() -> Iterator[list[pd.DataFrame]]:
+    """Collect the rows every selection inside the block returns: the cells a claim was
+    judged on (its scope), which a run until conclusive adds seeds to."""
+    found: list[pd.DataFrame] = []
+    token = _SELECTED.set(found)
+    try:
+        yield found
+    finally:
+        _SELECTED.reset(token)
+
+
+def _selected(rows: pd.DataFrame) -> pd.DataFrame:
+    found = _SELECTED.get()
+    if found is not None:
+        found.append(rows)
+    return rows
 
 
 class ClaimRefused(Exception):
@@ -139,7 +163,7 @@ def select_variant(df: pd.DataFrame, selector: str, free: tuple[str, ...] = ()
         present = variant_labels(df, name, free) or variant_labels(df, free=free)
         raise ClaimRefused(f"`{selector}` matches no cell; variants present: "
                            f"{', '.join(f'`{v}`' for v in present) or 'none'}")
-    return rows
+    return _selected(rows)
 
 
 def select_strategy(df: pd.DataFrame, selector: str) -> pd.DataFrame:
@@ -153,7 +177,7 @@ def select_strategy(df: pd.DataFrame, selector: str) -> pd.DataFrame:
     for col, value in parameter_columns(STRATEGY, sel.strategy.validate(sel.values())).items():
         if col in df:
             mask &= _matches(df[col], value)
-    return df[mask]
+    return _selected(df[mask])
 
 
 def ok_rows(df: pd.DataFrame, selector: str) -> pd.DataFrame:
