@@ -150,11 +150,22 @@ def declared(cls: Any) -> dict[str, Term]:
     return terms
 
 
+_TERMS: dict[tuple[Any, ...], dict[str, Term]] = {}  # by the registered classes
+
+
 def terms() -> dict[str, Term]:
     """Every column the registered plug-ins declare, by column (sorted), each with all its
-    owners."""
+    owners. Computed once per set of registered plug-ins (a claim's judging asks often)."""
+    plugins = (*registry.problems().values(), *registry.strategies().values())
+    if plugins not in _TERMS:
+        _TERMS.clear()
+        _TERMS[plugins] = _terms(plugins)
+    return dict(_TERMS[plugins])
+
+
+def _terms(plugins: tuple[Any, ...]) -> dict[str, Term]:
     found: dict[str, Term] = {}
-    for cls in [*registry.problems().values(), *registry.strategies().values()]:
+    for cls in plugins:
         for col, term in declared(cls).items():
             old = found.get(col)
             if old is None:

@@ -312,7 +312,7 @@ def claim_blocks(ctx: ReportContext, family: Family, rows: pd.DataFrame,
             selectors = claim.check.get("strategies")
             key = f"{Path(ref.path).name}:{claim.id}"
             if not selectors:
-                blocks.append(_verdict(claim, *_judged(fn, claim.check, rows, ctx,
+                blocks.append(_verdict(claim, *judge_claim(fn, claim.check, rows, ctx,
                                                        f"{key}:{where}"),
                                        about={**about, "label": claim.claim + in_scope}))
                 continue
@@ -325,7 +325,7 @@ def claim_blocks(ctx: ReportContext, family: Family, rows: pd.DataFrame,
                 text = f"{claim.claim} — configuration `{selector}`" + (
                     f": {described}" if described else "")
                 label = f"{claim.claim} — `{selector}`{in_scope}"
-                blocks.append(_verdict(claim, *_judged(fn, check, rows, ctx,
+                blocks.append(_verdict(claim, *judge_claim(fn, check, rows, ctx,
                                                        f"{key}[{selector}]:{where}"),
                                        about={**about, "label": label}, text=text,
                                        check=check))
@@ -360,29 +360,56 @@ def _judge(fn: CheckFunction, check: dict[str, Any], rows: pd.DataFrame,
         return Measurement(f"the check as written ({shown})", f"refused: {why}", refused=str(why))
 
 
-def _judged(fn: CheckFunction, check: dict[str, Any], rows: pd.DataFrame,
-            ctx: ReportContext, key: str) -> tuple[Measurement, Judged]:
-    """``fn``'s measurement and how it was reached. In a folder run until conclusive
-    (``ctx.looks``) the claim is judged at the level of the look its seeds reach, and a
-    claim that stopped on the seeds it stopped at (:mod:`harness.looks`)."""
+def _seeds(frames: list[pd.DataFrame]) -> tuple[int, ...]:
+    found = {int(x) for f in frames if len(f) for x in f["seed"].unique()}
+    return tuple(sorted(found))
+
+
+class _Look:
+    """The level of the look a claim's seeds reach (``alpha → level``, for
+    :func:`harness.stats.judged_at`): ``n`` is fixed at the first use, from the cells the
+    check selected by then (a check selects its cells before it estimates anything)."""
+
+    def __init__(self, plan: Any, state: Any, selected: list[pd.DataFrame],
+                 n: int | None = None):
+        self.plan, self.state, self.selected, self.n = plan, state, selected, n
+
+    def __call__(self, alpha: float) -> float:
+        if self.n is None:
+            self.n = len(_seeds(self.selected))
+        first = self.state.first if self.state is not None else self.n
+        return nominal_levels(self.plan.looks(first), self.plan.spending, self.n)(alpha)
+
+
+def judge_claim(fn: CheckFunction, check: dict[str, Any], rows: pd.DataFrame,
+                ctx: ReportContext, key: str) -> tuple[Measurement, Judged]:
+    """``fn``'s measurement and how it was reached (:class:`Judged`). In a folder run until
+    conclusive (``ctx.looks``) the claim is judged at the level of the look its seeds reach
+    (the seeds of the cells its check selects), and a claim that stopped on the seeds it
+    stopped at (:mod:`harness.looks`)."""
+    plan = ctx.looks
+    state = plan.claims.get(key) if plan is not None else None
+    if state is not None and state.stopped and state.seeds:
+        rows = rows[rows["seed"].isin(state.seeds)]
+    look = None
     with tracking() as selected:
-        m = _judge(fn, check, rows, ctx)
-    scope = pd.concat(selected) if selected else rows
-    seeds = tuple(sorted(int(s) for s in scope["seed"].unique())) if len(scope) else ()
-    plan, lvl, state = ctx.looks, ALPHA, None
-    if plan is not None and seeds:
-        state = plan.claims.get(key)
-        if state is not None and state.stopped and state.seeds:
-            seeds = tuple(s for s in seeds if s in set(state.seeds))
-            rows = rows[rows["seed"].isin(seeds)]
-        first = state.first if state is not None else len(seeds)
-        nominal = nominal_levels(plan.looks(first), plan.spending, len(seeds))
-        lvl = nominal(ALPHA)
-        with judged_at(nominal):
+        if plan is None:
             m = _judge(fn, check, rows, ctx)
+        else:
+            look = _Look(plan, state, selected)
+            with judged_at(look):
+                m = _judge(fn, check, rows, ctx)
+    scope = pd.concat(selected) if selected else rows
+    seeds = _seeds([scope])
+    if look is not None and look.n is not None and look.n != len(seeds):
+        # the check selected more seeds after its first estimate: judge at the final count
+        look = _Look(plan, state, selected, n=len(seeds))
+        with judged_at(look):
+            m = _judge(fn, check, rows, ctx)
+    level_used = ALPHA if look is None else (look(ALPHA) if seeds else 0.0)
     cells = tuple(sorted(set(scope["cell_id"]))) if "cell_id" in scope else ()
     threshold = check.get("threshold")
-    return m, Judged(key, cells, seeds, m.estimate, lvl, str(check.get("op", "<=")),
+    return m, Judged(key, cells, seeds, m.estimate, level_used, str(check.get("op", "<=")),
                      float(threshold) if isinstance(threshold, int | float) else None,
                      state.stopped if state is not None else "")
 
