@@ -70,7 +70,8 @@ class Cell:
     seed: int
     resources: Resources = field(default_factory=Resources)
     # Where the grid runs it (not part of its identity): its block — the cells of one
-    # problem instance and seed, run side by side — and its place in the grid's run order.
+    # problem instance and seed, run side by side — and its place in the run order (the
+    # grid's; a run that predicts its cells reorders blocks: grid.longest_first).
     block: int = 0
     run_order: int = 0
 

@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--claims", action="append", default=[], metavar="DIR",
                      help="with --until-conclusive: also judge the claims files in DIR "
                           "(as harness report --claims; repeatable)")
+    run.add_argument("--history", action="append", default=[], metavar="DIR",
+                     help="output folder of an earlier run the cost model learns from, "
+                     "beside --out (repeatable): where they predict every cell, each seed's "
+                     "blocks run longest first")
 
     submit = sub.add_parser(
         "submit", help="submit a grid to Slurm and return at once",
@@ -309,6 +313,12 @@ def _run(args: argparse.Namespace) -> int:
                          file="harness run")
     grid = load_grid(args.grid)
     out = _output_folder(args.out, must_exist=False)
+    if args.history:
+        from .cost import history_folders
+
+        history = history_folders(args.history)  # checked before anything runs
+    else:
+        history = []
     if args.dry_run:
         swept = grid.swept
         for cell in grid.cells:
@@ -330,7 +340,8 @@ def _run(args: argparse.Namespace) -> int:
         summary = run_grid(grid, out, backend=args.backend, workers=args.workers,
                            address=args.address, retry_failed=args.retry_failed,
                            force=args.force, progress=False if args.quiet else None,
-                           shard=shard)
+                           shard=shard,
+                           history=history)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items()))
     what = f"shard {shard} of {grid.name}: {sum(summary.counts.values())}" if shard else \
         f"{grid.name}: {len(grid.cells)}"

@@ -32,7 +32,7 @@ from .cell import SCHEMA_VERSION, Cell, cells_to_json
 from .errors import Preempted
 from .executors import DEFAULT_BACKEND, Executor, Finished, make_executor
 from .folder import OutputFolder, read_json
-from .grid import Grid
+from .grid import Grid, longest_first
 from .progress import Progress
 from .provenance import run_provenance
 from .result import FAILED, OK, PREEMPTED, CellResult
@@ -137,19 +137,23 @@ def run_grid(
     address: str | None = None, retry_failed: bool = False, force: bool = False,
     progress: bool | None = None, shard: Shard | None = None,
     executor: Executor | None = None,
+    history: Sequence[str | Path] = (),
 ) -> RunSummary:
     """Run ``grid`` (only ``shard``'s cells if given) into ``out`` and return the summary.
     ``progress``: None draws a bar on a terminal and log lines otherwise; False prints
-    nothing. Under the CLI a stop signal takes effect only where stopping is safe
-    (:mod:`harness.stopping`): before any cell starts, while the executor waits for its
-    cells, or during the merge of the results."""
+    nothing. ``history``: output folders of earlier runs the cost model learns from beside
+    ``out``: where they predict every cell to run, each seed's blocks run longest first
+    (:func:`harness.grid.longest_first`) and the bar's ETA follows the predictions. Under
+    the CLI a stop signal takes effect only where stopping is safe (:mod:`harness.stopping`):
+    before any cell starts, while the executor waits for its cells, or during the merge of
+    the results."""
     with stopping.deferred():
         store = Store(out, on_damage=_say_damaged)
         cells = shard.select(grid.cells) if shard else grid.cells
         with store.lock(shard):
             run = _Run(grid, store, cells, shard, backend=backend, workers=workers,
                        address=address, retry_failed=retry_failed, force=force,
-                       executor=executor)
+                       executor=executor, history=history)
             run.execute(progress)
         return run.summary()
 
@@ -160,7 +164,8 @@ class _Run:
 
     def __init__(self, grid: Grid, store: Store, cells: Sequence[Cell], shard: Shard | None,
                  *, backend: str, workers: int | None, address: str | None,
-                 retry_failed: bool, force: bool, executor: Executor | None = None):
+                 retry_failed: bool, force: bool, executor: Executor | None = None,
+                 history: Sequence[str | Path] = ()):
         self.grid, self.store, self.cells, self.shard = grid, store, cells, shard
         self.executor = executor
         self.backend, self.workers, self.address = backend, workers, address
@@ -168,6 +173,11 @@ class _Run:
         store.create()
         store.open_journal(self.run_id, shard)
         self.plan = plan_run(cells, store, retry_failed=retry_failed, force=force)
+        self.predicted = self._predicted([store.out, *history])
+        order = grid.order
+        if self.predicted and order == "paired":  # the one place the run's order is decided
+            self.plan.to_run = longest_first(self.plan.to_run, self.predicted)
+            order = "paired, longest first"
         self.provenance = run_provenance()
         self.info: dict[str, Any] = {
             "run_id": self.run_id, "grid": grid.name, "grid_file": grid.path,
@@ -177,6 +187,7 @@ class _Run:
             "started_at": datetime.now(UTC).isoformat(), "cells_in_grid": len(grid.cells),
             "cells_to_run": len(self.plan.to_run), "already_ok": len(self.plan.already_ok),
             "kept_failed": len(self.plan.kept_failed), "driver": store.holder_name(),
+            "order": order, "history": [str(h) for h in history],
             **self.provenance,
         }
         _tidy_interrupted(store.folder, shard, self.run_id)
@@ -190,7 +201,7 @@ class _Run:
         flight ``preempted`` and re-raise. The manifest is completed on any exit."""
         swept = self.grid.swept
         bar = Progress(len(self.plan.to_run), label=lambda c: c.label(swept),
-                       predicted=self._predicted(), workers=self.workers or 1) if (
+                       predicted=self.predicted, workers=self.workers or 1) if (
             progress is not False and self.plan.to_run) else None
         try:
             stopping.pause_point("startup")
@@ -218,16 +229,17 @@ class _Run:
             self.info["cells_finished"] = len(self.results)
             _write_manifest(self.store, self.grid, self.run_id, self.info)
 
-    def _predicted(self) -> dict[str, float] | None:
-        """Each cell to run → its predicted seconds, from the folder's earlier rows
+    def _predicted(self, folders: Sequence[str | Path]) -> dict[str, float] | None:
+        """Each cell to run → its predicted seconds, from the earlier rows of ``folders``
         (harness.cost), when every one of them has a prediction from its own problem and
-        strategy; else None (the progress bar's ETA then follows the throughput)."""
+        strategy; else None (the run then keeps the grid's order, and the progress bar's
+        ETA follows the throughput)."""
         from .cost import DEFAULT, CostModel
 
         try:
-            model = CostModel.from_folders([self.store.out])
+            model = CostModel.from_folders(folders)
             found = {c.cell_id: model.predict(c) for c in self.plan.to_run}
-        except Exception:  # an ETA must never stop a run (a damaged file, an odd row)
+        except Exception:  # an order or an ETA must never stop a run (a damaged file)
             return None
         if not found or any(p.basis == DEFAULT for p in found.values()):
             return None

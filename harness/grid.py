@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import random
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,15 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 @dataclass
 class Grid:
-    """A validated grid: its name, source text and expanded cells (in file order)."""
+    """A validated grid: its name, source text, expanded cells (in its run order) and the
+    order it asked for (one of :data:`ORDERS`)."""
 
     name: str
     path: str
     text: str
     cells: list[Cell] = field(default_factory=list)
     description: str = ""
+    order: str = "paired"
 
     @property
     def swept(self) -> frozenset[str]:
@@ -52,7 +55,9 @@ def run_order(cells: list[Cell], order: str = "paired") -> list[Cell]:
     come in a random order drawn per block (from the block's identity: the same on every
     rerun), so neither is always first. Blocks run seed by seed (every instance of seed 0,
     then of seed 1, …, each seed in file order): a variant's cells then see the drift at
-    several times, and a run stopped early holds whole seeds. ``file``: the file's order,
+    several times, and a run stopped early holds whole seeds. Where earlier rows predict
+    the cells' times, the run takes each seed's blocks longest first instead
+    (:func:`longest_first`). ``file``: the file's order,
     seeds innermost (every cell of one strategy variant before the next)."""
     def key(c: Cell) -> str:  # the instance by its identity (not where its data lie)
         declared = registry.problems()[c.problem].parameters
@@ -74,6 +79,36 @@ def run_order(cells: list[Cell], order: str = "paired") -> list[Cell]:
             rng = random.Random(hashlib.sha256(k.encode()).hexdigest())
             ordered += [(i, c) for c in rng.sample(members, len(members))]
     return [replace(c, block=b, run_order=n) for n, (b, c) in enumerate(ordered)]
+
+
+def longest_first(cells: Sequence[Cell], seconds: Mapping[str, float]) -> list[Cell]:
+    """``cells`` (a run's cells in the ``paired`` order of :func:`run_order`) with the
+    blocks of each seed reordered by their predicted length, longest first: the sum of
+    their cells' ``seconds`` (cell_id → predicted seconds, :mod:`harness.cost`).
+
+    A long block started last leaves the other workers idle while it ends; started first,
+    the short ones fill in around it. Seeds still run one after the other and a block's
+    cells stay together in their drawn order, so a variant's seeds still meet the machine
+    at different times (globally longest first runs them side by side, where drift hits
+    them alike: ``harness compare`` then cried wolf on 10–16% of simulated A/A runs of the
+    demo against 0–2%, bench/README.md) and a run stopped early still holds whole seeds.
+    Equal lengths keep the grid's order. Each cell keeps its id and its block (shards split
+    by block); the run-order numbers the cells held are handed out again in the new order,
+    so a row records the place its cell ran in."""
+    blocks: dict[int, list[Cell]] = {}
+    for c in cells:
+        blocks.setdefault(c.block, []).append(c)
+    seeds = sorted({c.seed for c in cells})
+
+    def key(members: list[Cell]) -> tuple[int, float]:
+        # rounded to the millisecond: a float sum off in its last bit (another row order
+        # in the fit) must not swap two blocks of the same length
+        total = round(sum(seconds[c.cell_id] for c in members), 3)
+        return seeds.index(members[0].seed), -total
+
+    ordered = [c for members in sorted(blocks.values(), key=key) for c in members]
+    places = sorted(c.run_order for c in cells)
+    return [replace(c, run_order=n) for n, c in zip(places, ordered, strict=True)]
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -152,7 +187,7 @@ class _Expander:
                                      f"of one problem instance and seed side by side, the "
                                      f"default) or file (the file's order, seeds innermost)")
         grid = Grid(name=name, path=self.source, text=text,
-                    description=str(spec.get("description") or ""))
+                    description=str(spec.get("description") or ""), order=order)
         seen: dict[str, str] = {}
         for i, exp in enumerate(experiments):
             for cell, where in self._experiment(i, exp, name, seeds, resources):

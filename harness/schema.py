@@ -49,9 +49,11 @@ def _core() -> list[Column]:
             ("attempt", i, "1 for the first attempt of a cell in this folder, then 2, 3, …"),
             ("params", s, "all problem and strategy parameters as canonical JSON"),
             ("block", i, "the cell's block: the cells of one problem instance and seed, which "
-                         "the grid runs side by side (index in the run order)"),
-            ("run_order", i, "the cell's place in the grid's run order; within a block the "
-                             "strategies are in a random order drawn per block"),
+                         "the grid runs side by side (index in the grid's run order)"),
+            ("run_order", i, "the cell's place in the order its run started cells in: the "
+                             "grid's, with each seed's blocks longest first where earlier "
+                             "rows predicted them; within a block the strategies are in a "
+                             "random order drawn per block"),
         ]),
         ("outcome", [
             ("status", s, "ok, error, timeout, diverged, oom, preempted or skipped"),
