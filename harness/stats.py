@@ -111,15 +111,10 @@ class Estimate:
     def text(self, digits: int = 3, accounting: bool = True) -> str:
         """``1.23 [1.10, 1.38], 5 seeds`` (``bounds`` for a range that is not a confidence
         interval), then (with ``accounting``) what was counted as worst and excluded."""
-        def f(x: float) -> str:
-            return f"{x:.{digits}g}"
         seeds = f"{self.n} {self.unit}{'s' if self.n != 1 else ''}"
-        if not self.has_interval:
-            body = f"{f(self.value)}, {seeds}: too few for an interval"
-        elif self.kind == "bounds":
-            body = f"{f(self.value)} (bounds {f(self.low)}–{f(self.high)}), {seeds}"
-        else:
-            body = f"{f(self.value)} [{f(self.low)}, {f(self.high)}], {seeds}"
+        body = interval_text(self.value, self.low, self.high, self.kind, digits)
+        body = (f"{body}, {seeds}" if self.has_interval else
+                f"{body}, {seeds}: too few for an interval")
         return body + (self.accounting() if accounting else "")
 
     def accounting(self) -> str:
@@ -214,6 +209,19 @@ def estimate(sample: Sequence[float], kind: str, excluded: Sequence[tuple[str, i
     return Estimate(back(mean), lo, hi, int(x.size), kind, sample=tuple(map(float, x)),
                     excluded=tuple((w, c) for w, c in excluded if c),
                     counted=tuple((w, c) for w, c in counted if c))
+
+
+def interval_text(value: float, low: float | None, high: float | None, kind: str,
+                  digits: int = 3) -> str:
+    """``1.23 [1.10, 1.38]``, ``1 (bounds 0.8–1)`` for a range that is not a confidence
+    interval, or the value alone without an interval."""
+    def f(x: float) -> str:
+        return f"{x:.{digits}g}"
+    if low is None or high is None:
+        return f(value)
+    if kind == "bounds":
+        return f"{f(value)} (bounds {f(low)}–{f(high)})"
+    return f"{f(value)} [{f(low)}, {f(high)}]"
 
 
 def unit_of(kind: str) -> str:

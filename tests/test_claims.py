@@ -13,8 +13,9 @@ from harness.errors import InputError
 from harness.family import Family
 from harness.report import ReportContext
 from harness.report.checks import curve_ratio_check, difference_check, metric_check, ratio_check
-from harness.report.claims import ClaimRefused, Measurement, claim_blocks
+from harness.report.claims import Claim, ClaimRefused, Item, Measurement, _verdict, claim_blocks
 from harness.report.document import Verdict
+from harness.stats import ratio_interval
 
 # cells of the probe strategy (a registered plug-in): two variants (steps 3 = default, 5),
 # three sizes, two seeds. steps 3: size/100 · (1 + seed/1000); steps 5: the same times
@@ -148,3 +149,21 @@ def test_a_users_claims_file_without_a_known_family_is_refused_not_ignored(tmp_p
         assert not out.documents("report")[0].exists()  # nothing written
     (mine / "c.yaml").write_text("family: probe\n" + claim)
     assert main(["report", str(out.root), "--claims", str(mine)]) == 0
+
+
+def test_a_verdict_carries_its_estimate_and_the_threshold_it_was_judged_against(tmp_path):
+    (tmp_path / "c.yaml").write_text(CLAIMS)
+    blocks = claim_blocks(_ctx(tmp_path), Family("probe", "Probe"), ROWS, where="here")
+    v = next(b for b in blocks if isinstance(b, Verdict))
+    assert (v.kind, v.op, v.threshold, v.seeds) == ("mean", "<", 0.6, 2)
+    assert v.low < v.value < v.high and v.stopped == ""
+    assert v.scope == "`probe` (here)" and v.label.endswith(" — " + v.scope)
+    # a criterion that is not the check's own (a band's low end, a tolerance per problem):
+    # the threshold of the item the verdict prints
+    shown = ratio_interval([1.2, 1.3, 1.25])
+    m = Measurement("c", "m", items=[Item(shown, ">=", 1.1)], estimate=shown)
+    v = _verdict(Claim("id", "words", "s", {"kind": "band", "low": 1.1}), m, about={})
+    assert (v.op, v.threshold, v.outcome) == (">=", 1.1, "reproduced")
+    assert v.value == pytest.approx(shown.value) and v.kind == "ratio"
+    refused = Measurement("c", "refused: why", refused="why")
+    assert _verdict(Claim("id", "w", "s", {}), refused, about={}).value is None

@@ -116,25 +116,35 @@ def test_report_files_and_content(demo, report):
     # separable × 3
     assert len(re.findall(outcomes, md)) == 2 * 3 + 2 + 3 + 3 * 3
     assert "**REFUSED**" not in md  # every claim names one variant per side of the demo
-    # the report opens with the scoreboard, one row per verdict linking to its section
+    # the report opens with the scoreboard: a row per verdict the grid covers, its paper
+    # linking to its section, and below it the claims the grid does not cover, linked too
     assert md.startswith("# Harness report — demo\n\n## Scoreboard\n")
     board = md.split("## Overview")[0]
     assert board.count("](#") == 2 * 3 + 2 + 3 + 3 * 3
-    # each row: the criterion, what the estimate is (its unit), the estimate counted in
-    # seeds (never pairs), the seeds, and what was counted as worst or excluded
-    header = next(line for line in board.splitlines() if line.startswith("| paper |"))
-    assert header.split(" | ")[3:8] == ["criterion", "estimate of", "estimate [95% interval]",
-                                        "seeds", "counted as worst / excluded"], header
-    rows = [line.split(" | ") for line in board.splitlines()
-            if line.startswith("| ") and "](#" in line]
+    covered, _, uncovered = board.partition("### Not covered by this grid")
+    # each row: its number, the verdict, the claim, the criterion, what the estimate is
+    # with its interval (counted in seeds, never pairs), the seeds, the cost
+    header = next(line for line in covered.splitlines() if line.startswith("| # |"))
+    columns = header.strip("| ").split(" | ")
+    assert columns[:6] == ["#", "verdict", "claim", "criterion", "estimate [95% interval]",
+                           "seeds"], header
+    rows = [dict(zip(columns, line.strip("| ").split(" | "), strict=True))
+            for line in covered.splitlines() if line.startswith("| ") and "](#" in line]
+    assert f"{len(rows)} verdicts on this grid: " in covered
+    assert [int(r["#"]) for r in rows] == list(range(1, len(rows) + 1))
     for r in rows:
-        if r[2] != "NO DATA":
-            assert r[3] and r[3] != "see section" and r[4] != "–", r
-            assert re.fullmatch(r"\S+ (\[\S+, \S+\]|\(bounds \S+\)), \d+ seeds?", r[5]), r
-            # two seeds each, unless the placement audit left a busy machine's timings out
-            assert int(r[6]) >= 2 or "placement audit" in r[7], r
-        assert r[7], r
-    assert not re.search(r"\d+ (pairs?|cells?)\b", board)
+        assert r["verdict"] != "NO DATA" and r["criterion"] not in ("", "see section"), r
+        assert re.fullmatch(r"(ratio|reduction|difference|mean|fraction) \S+ "
+                            r"(\[\S+, \S+\]( %)?|\(bounds \S+\))",
+                            r["estimate [95% interval]"].replace("\xa0", " ")), r
+        # two seeds each, unless the placement audit left a busy machine's timings out
+        assert int(r["seeds"].split()[0]) >= 2 or "placement audit" in r.get(
+            "counted as worst / excluded", ""), r
+    # every claim the grid cannot judge is listed once, with why
+    assert len([line for line in uncovered.splitlines() if "](#" in line]) == (
+        2 * 3 + 2 + 3 + 3 * 3 - len(rows))
+    assert "figures/scoreboard-estimates.png" in covered
+    assert not re.search(r"\d+ (pairs?|cells?)\b", covered)
     # every verdict with data prints what its estimate is, its interval and seed count
     for line in re.findall(r"^- \*\*(?!NO DATA).*$", md, flags=re.M):
         assert re.search(r"Estimate: [^.]*\S+ (\[\S+, \S+\]|\(bounds \S+\)), \d+ seeds?[.;]",

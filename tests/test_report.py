@@ -2,15 +2,28 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from harness.driver import run_grid
 from harness.grid import parse_grid
-from harness.report import write_report
+from harness.report import ReportContext, write_report
 from harness.report.claims import select_strategy
-from harness.report.document import Document, Heading, Table, Verdict, to_html, to_latex
+from harness.report.document import (
+    TONES,
+    Badge,
+    Document,
+    Figure,
+    Heading,
+    Table,
+    Verdict,
+    to_html,
+    to_latex,
+)
 from harness.report.document import to_markdown as md
+from harness.report.forest import position
 from harness.report.labels import with_labels
 from harness.report.outcomes import mark_not_ok, not_ok_by_label, rebounded
+from harness.report.scoreboard import scoreboard
 
 
 def test_renderers_escape_and_format(tmp_path):
@@ -58,11 +71,17 @@ def test_a_label_names_every_parameter_not_at_its_default():
                                                      "adam[lr=0.01,epochs=10]"]
 
 
+def run_probe(out, other: str, seeds: str = "[0]") -> None:
+    """Run a real probe grid into ``out``: the probe, and the probe with parameters
+    ``other`` (a YAML mapping)."""
+    grid = parse_grid(f"name: r\nseeds: {seeds}\nexperiments:\n  - problem: probe\n"
+                      f"    strategies:\n      - probe\n      - probe: {other}\n")
+    run_grid(grid, out, backend="local", workers=2, progress=False)
+
+
 def probe_report(out, fail: str, seeds: str = "[0]") -> str:
     """report.md of a real probe grid: the probe, and the probe asked to ``fail``."""
-    grid = parse_grid(f"name: r\nseeds: {seeds}\nexperiments:\n  - problem: probe\n"
-                      f"    strategies:\n      - probe\n      - probe: {{fail: {fail}}}\n")
-    run_grid(grid, out, backend="local", workers=2, progress=False)
+    run_probe(out, f"{{fail: {fail}}}", seeds)
     write_report(out)
     return (out / "report.md").read_text()
 
@@ -108,3 +127,68 @@ def test_a_variant_with_some_seeds_diverged_is_counted():
     assert table.rows == [["adam", 1.0, "1/4 diverged, 1/4 timeout"], ["slimtrain", 2.0, ""]]
     ok = cells.assign(status="ok")
     assert mark_not_ok(Table(["variant"], [["adam"]]), ok).columns == ["variant"]
+
+
+def verdict(outcome: str, **numbers) -> Verdict:
+    return Verdict(f"claim {outcome}", "s", "crit", f"measured {outcome}", outcome,
+                   label=f"claim {outcome} (scope)", scope="(scope)", paper="A, B (2024)",
+                   section="Family x: study", estimate="e", **numbers)
+
+
+def test_the_scoreboard_has_a_badge_row_per_covered_verdict_and_lists_the_rest(tmp_path):
+    verdicts = [
+        verdict("reproduced", value=0.8, low=0.7, high=0.9, kind="ratio", op="<=",
+                threshold=1.0, seeds=5, stopped="conclusive"),
+        verdict("no data"),
+        verdict("not reproduced", value=0.5, low=0.2, high=0.8, kind="difference", op="<=",
+                threshold=0.0, seeds=3),
+        verdict("inconclusive", value=-2.0, kind="mean", op=">=", threshold=0.0, seeds=1),
+        verdict("refused"),
+    ]
+    ctx = ReportContext(out=tmp_path, cells=pd.DataFrame(), history=pd.DataFrame())
+    blocks = scoreboard(verdicts, ctx)
+    assert blocks[1].text == ("4 verdicts on this grid: 1 reproduced, 1 not reproduced, "
+                              "1 inconclusive, 1 refused. 1 more claim is not covered by this "
+                              "grid (listed below).")
+    table, figure = blocks[2], blocks[3]
+    assert [r[0] for r in table.rows] == [1, 2, 3, 4]  # the no-data claim is no row
+    assert table.rows[0][1] == Badge("REPRODUCED", "green")
+    assert [r[1].tone for r in table.rows] == ["green", "red", "amber", "purple"]
+    row = dict(zip(table.columns, table.rows[0], strict=True))
+    assert row["seeds"] == "5 (conclusive)" and row["estimate [95% interval]"] == (
+        "ratio 0.8\u00a0[0.7,\u00a00.9]")
+    assert "GPU-hours" not in table.columns  # no GPU time: no column
+    assert dict(zip(table.columns, table.rows[3], strict=True))["seeds"] == "–"  # refused
+    # the forest plot: both axes, the rows it cannot draw named, and why
+    assert isinstance(figure, Figure) and figure.path.stat().st_size > 5_000
+    assert figure.caption.count("Top: ") == 1
+    assert "Not drawn: #3 (no interval), #4 (no estimate)." in figure.caption
+    assert blocks[4] == Heading("Not covered by this grid", level=3)
+    assert blocks[5].rows[0][:2] == ["claim no data (scope)", "measured no data"]
+    # Markdown: the word; HTML: a coloured badge from the one palette
+    text, page = md(Document("T", blocks), tmp_path), to_html(Document("T", blocks))
+    assert "| 1 | REPRODUCED | claim reproduced (scope) |" in text
+    assert "<span class='badge bg-green'>REPRODUCED</span>" in page
+    assert f".bg-green{{background:{TONES['green']}}}" in page
+    assert scoreboard([verdicts[1]], ctx)[1].text == (
+        "No claim can be judged on this grid's cells. 1 more claim is not covered by this "
+        "grid (listed below).")
+
+
+def test_the_forest_plot_turns_each_row_so_that_the_claims_side_is_right():
+    # at most 1.0, estimate 0.8: threshold ÷ estimate, 1.25 on the claim's side
+    at_most = position(verdict("reproduced", value=0.8, low=0.5, high=1.0, kind="ratio",
+                               op="<=", threshold=1.0))
+    assert at_most == ("ratio", pytest.approx(1.25), pytest.approx(1.0), pytest.approx(2.0))
+    # a reduction of at least 39%, 75% measured: 75 / 39 on the claim's side
+    reduction = position(verdict("reproduced", value=75.0, low=73.0, high=77.0,
+                                 kind="reduction", op=">=", threshold=39.0))
+    assert reduction[0] == "ratio" and reduction[1] == pytest.approx(75 / 39)
+    # a difference around 0: half widths, negated for an at-most claim
+    diff = position(verdict("not reproduced", value=0.5, low=0.2, high=0.8,
+                            kind="difference", op="<=", threshold=0.0))
+    assert diff == ("distance", pytest.approx(-5 / 3), pytest.approx(-8 / 3),
+                    pytest.approx(-2 / 3))
+    assert position(verdict("inconclusive", value=2.0, kind="ratio", op=">=",
+                            threshold=1.0)) == ("ratio", 2.0, 2.0, 2.0)  # a point
+    assert position(verdict("refused")) == "no estimate"

@@ -1,8 +1,10 @@
 """``harness report DIR [--out OUT]``: report.md, a self-contained report.html,
 figures/*.png and tables/*.tex, from the Parquet data alone, into OUT (default: DIR).
 
-The report has an overview (status, cost), one section per family present in the data,
-and the provenance of the runs. A family's section is the one its declaration names
+The report opens with the scoreboard (``harness.report.scoreboard``: a row per verdict,
+a forest plot of their estimates, the claims the grid does not cover), then has an overview
+(status, cost), one section per family present in the data, and the provenance of the
+runs. A family's section is the one its declaration names
 (``harness.family``: it reproduces that paper's tables and figures), else the generic one
 (``harness.report.generic``); both end in a verdict per claim (``harness.report.claims``).
 """
@@ -21,8 +23,9 @@ from ..family import family_of
 from ..folder import OutputFolder
 from ..looks import LookPlan, load
 from ..store import Store
-from .claims import check_claim_dirs, scoreboard
+from .claims import check_claim_dirs
 from .document import Document, Figure, Table, Verdict, to_html, to_latex, to_markdown
+from .scoreboard import scoreboard
 
 
 @dataclass
@@ -107,7 +110,7 @@ def write_report(out: str | Path, claim_dirs: tuple[str | Path, ...] = (),
     grids = ", ".join(sorted(ctx.cells["grid"].unique())) or out.name
     doc = Document(title=f"Harness report — {grids}")
     body = _sections(ctx)
-    doc.add(*scoreboard([b for b in body if isinstance(b, Verdict)]), *body)
+    doc.add(*scoreboard([b for b in body if isinstance(b, Verdict)], ctx), *body)
 
     written = []
     tables_dir = OutputFolder(to).tables_dir

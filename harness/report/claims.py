@@ -46,7 +46,7 @@ from ..errors import InputError, RegistrationError
 from ..family import Family
 from ..sequential import nominal_levels
 from ..stats import ALPHA, NON_NORMAL_P, Estimate, holm, judged_at, level
-from .document import Heading, Link, Paragraph, Table, Verdict, slug
+from .document import Paragraph, Verdict
 
 # Selection and pairing live in their own modules; a family's check kinds import them from
 # here, beside the Measurement they return.
@@ -314,7 +314,8 @@ def claim_blocks(ctx: ReportContext, family: Family, rows: pd.DataFrame,
             if not selectors:
                 blocks.append(_verdict(claim, *judge_claim(fn, claim.check, rows, ctx,
                                                        f"{key}:{where}"),
-                                       about={**about, "label": claim.claim + in_scope}))
+                                       about={**about, "label": claim.claim + in_scope,
+                                              "scope": in_scope.strip()}))
                 continue
             present = _distinct_variants(rows, selectors) or dict.fromkeys(selectors)
             for selector, variant in present.items():
@@ -324,11 +325,11 @@ def claim_blocks(ctx: ReportContext, family: Family, rows: pd.DataFrame,
                     describe_selector(selector))
                 text = f"{claim.claim} — configuration `{selector}`" + (
                     f": {described}" if described else "")
-                label = f"{claim.claim} — `{selector}`{in_scope}"
+                scoped = f"`{selector}`{in_scope}"
                 blocks.append(_verdict(claim, *judge_claim(fn, check, rows, ctx,
                                                        f"{key}[{selector}]:{where}"),
-                                       about={**about, "label": label}, text=text,
-                                       check=check))
+                                       about={**about, "label": f"{claim.claim} — {scoped}",
+                                              "scope": scoped}, text=text, check=check))
     return blocks
 
 
@@ -425,16 +426,38 @@ def target(check: dict[str, Any]) -> str:
 def _verdict(claim: Claim, m: Measurement, judged: Judged, about: dict[str, Any],
              text: str | None = None, check: dict[str, Any] | None = None) -> Verdict:
     est = m.estimate
+    check = check or claim.check
     detail = f"{m.detail} {claim.note} {_assumption(est)}".strip()
+    numbers: dict[str, Any] = {}
+    if est is not None:
+        op, threshold = _criterion_of(m, check)
+        numbers = {"value": est.value, "low": est.low, "high": est.high, "kind": est.kind,
+                   "op": op, "threshold": threshold}
     return Verdict(claim=text or claim.claim, source=claim.source, criterion=m.criterion,
                    measured=m.measured, outcome=m.outcome, detail=detail,
                    estimate=est.text(accounting=False) if est else (
                        f"none: {m.refused}" if m.refused else "no estimate"),
                    seeds=est.n if est else 0, claim_id=claim.id,
-                   target=m.target or target(check or claim.check),
+                   target=m.target or target(check),
                    quantity=describe_kind(est.kind) if est else "",
                    accounting=est.accounting().lstrip("; ") if est else "", judged=judged,
+                   stopped=judged.stopped, **numbers,
                    **about)
+
+
+def _criterion_of(m: Measurement, check: dict[str, Any]) -> tuple[str, float | None]:
+    """The side and threshold the printed estimate was judged against: its own item's when
+    it is one of the items (a check whose threshold is not the check's ``threshold``, e.g.
+    a band's low end or one tolerance per problem), else the check's; (op, None) when it
+    has none."""
+    for item in m.items or ():
+        if item.estimate is not None and item.estimate == m.estimate:  # equal, if rebuilt
+            return item.op, float(item.threshold)
+    op = str(check.get("op", "<="))
+    try:
+        return op, float(check["threshold"])
+    except (KeyError, TypeError, ValueError):
+        return op, None
 
 
 def _assumption(est: Estimate | None) -> str:
@@ -449,37 +472,7 @@ def _assumption(est: Estimate | None) -> str:
 
 
 def describe_kind(kind: str) -> str:
-    """What an estimate of ``kind`` is, in the scoreboard's words."""
+    """What an estimate of ``kind`` is, in a verdict's words (its section's block)."""
     return {"ratio": "ratio (geometric mean)", "reduction": "reduction, %",
             "difference": "difference (mean)", "mean": "mean",
             "bounds": "fraction of problems (bounds, not an interval)"}.get(kind, kind)
-
-
-def scoreboard(verdicts: list[Verdict]) -> list[Any]:
-    """The report's opening: one line per verdict — paper, claim, verdict, the criterion,
-    what the estimate is and its value with its interval, the seeds it rests on, what it
-    counted as worst or excluded, the CPU- and GPU-hours of the cells it was judged on, and
-    a link to its section."""
-    if not verdicts:
-        return [Paragraph("No published claim concerns the families in this folder.")]
-    counts = ", ".join(f"{sum(v.outcome == o for v in verdicts)} {o}" for o in OUTCOMES
-                       if any(v.outcome == o for v in verdicts))
-    rows = [[v.paper.split(",")[0], v.label or v.claim, v.outcome.upper(),
-             v.target or "see section", v.quantity or "–", v.estimate, v.seeds,
-             v.accounting or "none", f"{v.cpu_hours:.3f}", f"{v.gpu_hours:.3f}",
-             Link(v.section, f"#{slug(v.section)}")]
-            for v in verdicts]
-    return [Heading("Scoreboard"),
-            Paragraph(f"{len(verdicts)} verdicts: {counts}. A claim is reproduced when the "
-                      f"whole 95% interval of its estimate (one value per seed, paired by "
-                      f"seed) is on its side of the criterion, not reproduced when the whole "
-                      f"interval is on the other side (for a claim of several items, when "
-                      f"Holm's procedure across them finds one on the other side), "
-                      f"inconclusive when it straddles, refused when the data cannot answer "
-                      f"the claim as written. Failed cells count as the worst outcome; what "
-                      f"was left out is listed. What a verdict guarantees and assumes: "
-                      f"docs/verdicts.md."),
-            Table(["paper", "claim", "verdict", "criterion", "estimate of", "estimate [95% "
-                   "interval]", "seeds", "counted as worst / excluded", "CPU-h", "GPU-h",
-                   "section"], rows, caption="Every verdict of this report; cost: the cells "
-                   "of the scope each claim is judged on.")]

@@ -44,6 +44,21 @@ class Link:
     href: str
 
 
+# One palette for badges, verdict blocks and figures (matplotlib takes these colours too);
+# each is dark enough to carry white bold text.
+TONES = {"green": "#2e7d32", "red": "#c62828", "orange": "#e65100", "amber": "#b78103",
+         "purple": "#6a1b9a", "grey": "#757575"}
+
+
+@dataclass
+class Badge:
+    """A table cell shown as a label: ``text`` in white bold on the colour of ``tone`` (a
+    key of :data:`TONES`) in HTML, the text alone in Markdown and LaTeX."""
+
+    text: str
+    tone: str
+
+
 def slug(text: str) -> str:
     """The anchor of a heading, as GitHub and this HTML renderer make it: lower case,
     punctuation dropped, spaces to hyphens."""
@@ -55,6 +70,10 @@ def slug(text: str) -> str:
 class Figure:
     path: Path  # a PNG inside the report folder
     caption: str = ""
+
+
+OUTCOME_TONES = {"reproduced": "green", "not reproduced": "red", "partly reproduced": "orange",
+                 "inconclusive": "amber", "no data": "grey", "refused": "purple"}
 
 
 @dataclass
@@ -72,13 +91,29 @@ class Verdict:
     claim_id: str = ""
     paper: str = ""
     label: str = ""  # the claim in a few words, with its configuration and scope
+    scope: str = ""  # what the label adds to the claim: configuration and scope (or "")
     section: str = ""  # heading of the section the verdict is in (the scoreboard links it)
     cpu_hours: float = 0.0  # cost of the cells of the scope the claim was judged on
     gpu_hours: float = 0.0
     target: str = ""  # the criterion's side and threshold, e.g. "≤ 1.15"
     quantity: str = ""  # what the estimate is, e.g. "ratio (geometric mean)"
     accounting: str = ""  # failed cells counted as worst, cells excluded, and why
+    # The estimate's numbers, for a figure: the value and its interval on the printed scale
+    # (None without an estimate or an interval), harness.stats.Estimate.kind, and the
+    # criterion ``value op threshold`` it was judged against (None when it has no number).
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    kind: str = ""
+    threshold: float | None = None
+    op: str = ""
+    stopped: str = ""  # why its seeds stopped (conclusive, max seeds, budget); "": fixed
     judged: Any = None  # harness.report.claims.Judged: scope, seeds and level, not shown
+
+    @property
+    def tone(self) -> str:
+        """The colour of the outcome, a key of :data:`TONES`."""
+        return OUTCOME_TONES.get(self.outcome, "grey")
 
     @property
     def estimate_text(self) -> str:
@@ -98,7 +133,7 @@ class Document:
 
 def fmt(value: Any, digits: int = 4) -> str:
     """Numbers with ``digits`` significant digits; None/NaN as an en dash."""
-    if isinstance(value, Link):
+    if isinstance(value, Link | Badge):
         return value.text
     if value is None:
         return "–"
@@ -138,7 +173,13 @@ def _md_cell(value: Any) -> str:
 def _html_cell(value: Any) -> str:
     if isinstance(value, Link):
         return f"<a href='{html.escape(value.href)}'>{html.escape(value.text)}</a>"
-    return html.escape(fmt(value))
+    if isinstance(value, Badge):
+        return _badge(value.text, value.tone)
+    return _inline(fmt(value))  # `code` as in the Markdown table
+
+
+def _badge(text: str, tone: str) -> str:
+    return f"<span class='badge bg-{tone}'>{html.escape(text)}</span>"
 
 
 def _md_table(columns: list[str], rows: list[list[str]]) -> list[str]:
@@ -156,16 +197,24 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#1b1b1b;line-height:1.45}
 h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2em}
-table{border-collapse:collapse;margin:1em 0;font-size:.9em}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em;display:block;overflow-x:auto}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}
+th{background:#f2f2f2}td:first-child,th:first-child,.t{text-align:left}
 figure{margin:1em 0}img{max-width:100%}figcaption,.caption{color:#555;font-size:.9em}
 code{background:#f4f4f4;padding:0 .2em}
 .verdict{padding:.5em .8em;margin:.6em 0;border-left:5px solid #999;background:#fafafa}
-.reproduced{border-color:#2e7d32}.not-reproduced{border-color:#c62828}
-.partly-reproduced{border-color:#ef6c00}.inconclusive{border-color:#f9a825}
-.no-data{border-color:#9e9e9e}.refused{border-color:#6a1b9a}.badge{font-weight:bold}
-"""
+.badge{color:#fff;font-weight:bold;font-size:.85em;padding:.1em .55em;border-radius:.7em;
+white-space:nowrap}
+""" + "".join(f".bg-{t}{{background:{c}}}.edge-{t}{{border-color:{c}}}" for t, c in TONES.items())
+
+
+# A cell that reads as a number: right-aligned, so that its digits line up with the column's
+_NUMBER = re.compile(r"[-+−]?(\d[\d,]*(\.\d*)?|\.\d+)(e[-+]?\d+)? ?%?|–|")
+
+
+def _is_text(value: Any) -> bool:
+    """Whether a cell reads as text (its column is left-aligned) rather than a number."""
+    return not isinstance(value, int | float) and not _NUMBER.fullmatch(fmt(value).strip())
 
 
 def _inline(text: str) -> str:
@@ -185,9 +234,12 @@ def to_html(doc: Document) -> str:
         elif isinstance(b, Paragraph):
             out.append(f"<p>{_inline(b.text)}</p>")
         elif isinstance(b, Table):
-            head = "".join(f"<th>{html.escape(c)}</th>" for c in b.columns)
-            body = "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in r)
-                           + "</tr>" for r in b.rows)
+            text = [" class='t'" if any(_is_text(r[i]) for r in b.rows) else ""
+                    for i in range(len(b.columns))]
+            head = "".join(f"<th{t}>{html.escape(c)}</th>" for c, t in zip(b.columns, text,
+                                                                          strict=True))
+            body = "".join("<tr>" + "".join(f"<td{t}>{_html_cell(c)}</td>" for c, t in zip(
+                r, text, strict=True)) + "</tr>" for r in b.rows)
             cap = f"<div class='caption'>{_inline(b.caption)}</div>" if b.caption else ""
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
                        f"{cap}")
@@ -197,9 +249,8 @@ def to_html(doc: Document) -> str:
                        f"src='data:image/png;base64,{data}'><figcaption>"
                        f"{_inline(b.caption)}</figcaption></figure>")
         elif isinstance(b, Verdict):
-            cls = b.outcome.replace(" ", "-")
-            out.append(f"<div class='verdict {cls}'><span class='badge'>{b.outcome.upper()}"
-                       f"</span> — {_inline(b.claim)} <i>({_inline(b.source)})</i><br>"
+            out.append(f"<div class='verdict edge-{b.tone}'>{_badge(b.outcome.upper(), b.tone)}"
+                       f" — {_inline(b.claim)} <i>({_inline(b.source)})</i><br>"
                        f"Estimate: <b>{_inline(b.estimate_text)}</b>. "
                        f"Criterion: {_inline(b.criterion)}. Measured: {_inline(b.measured)}."
                        + (f"<br>{_inline(b.detail)}" if b.detail else "") + "</div>")
