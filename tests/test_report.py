@@ -1,5 +1,9 @@
 """Report pieces that do not need the demo: renderers, labels, claim selection, failures."""
 
+import os
+import shutil
+import subprocess
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,6 +28,8 @@ from harness.report.forest import position
 from harness.report.labels import with_labels
 from harness.report.outcomes import mark_not_ok, not_ok_by_label, rebounded
 from harness.report.scoreboard import scoreboard
+
+from .conftest import ROOT
 
 
 def test_renderers_escape_and_format(tmp_path):
@@ -192,3 +198,68 @@ def test_the_forest_plot_turns_each_row_so_that_the_claims_side_is_right():
     assert position(verdict("inconclusive", value=2.0, kind="ratio", op=">=",
                             threshold=1.0)) == ("ratio", 2.0, 2.0, 2.0)  # a point
     assert position(verdict("refused")) == "no estimate"
+
+
+# claims on the probe grid of `run_probe(out, "{steps: 5}", "[0, 1, 2]")`, one of each
+# outcome the scoreboard colours, and one the grid does not cover
+PROBE_CLAIMS = """
+paper: "Tester, Probing (2025)"
+family: probe
+claims:
+  - id: shrinks
+    claim: Five steps shrink the value sixteen-fold.
+    check: {kind: ratio, metric: probe_value, strategy: "probe[steps=5]", baseline: probe,
+            op: "<=", threshold: 0.1}
+  - id: keeps
+    claim: Five steps keep at least a tenth of the value.
+    check: {kind: ratio, metric: probe_value, strategy: "probe[steps=5]", baseline: probe,
+            op: ">=", threshold: 0.1}
+  - id: a_64th
+    claim: Three steps leave a 64th of the value.
+    check: {kind: metric, metric: probe_value, strategy: probe, op: "<=", threshold: 0.015625}
+  - id: nine_steps
+    claim: Nine steps leave nothing.
+    check: {kind: metric, metric: probe_value, strategy: "probe[steps=9]", op: "<=",
+            threshold: 0.001}
+  - id: grows
+    claim: The value grows with the size.
+    check: {kind: curve_ratio, metric: probe_value, strategy: probe, over: size, at: 50,
+            op: ">=", threshold: 1}
+"""
+
+
+def test_the_report_opens_on_its_coloured_scoreboard_in_a_browser(tmp_path):
+    """A real report's first screen in headless Chromium (bench/screenshot_report.sh): the
+    scoreboard's badges, in their colours, near the top of the page."""
+    if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
+        if os.environ.get("HARNESS_REQUIRE_BROWSER") == "1":
+            pytest.fail("HARNESS_REQUIRE_BROWSER=1 but no chromium on PATH; install it with: "
+                        "apt-get install chromium")
+        pytest.skip("no chromium on PATH (apt-get install chromium), or set "
+                    "HARNESS_REQUIRE_BROWSER=1 to make this a failure")
+    from PIL import Image
+
+    out, claims = tmp_path / "out", tmp_path / "claims"
+    claims.mkdir()
+    (claims / "probe.yaml").write_text(PROBE_CLAIMS)
+    run_probe(out, "{steps: 5}", "[0, 1, 2]")
+    write_report(out, claim_dirs=(claims,))
+    text = (out / "report.md").read_text()
+    board = text.split("## Overview")[0]
+    assert "4 verdicts on this grid: 1 reproduced, 1 not reproduced, 1 inconclusive, " \
+           "1 refused. 1 more claim is not covered by this grid" in board
+    covered, rest = board.split("### Not covered by this grid")
+    assert "The value grows with the size." in rest and "grows" not in covered
+    assert "figures/scoreboard-estimates.png" in covered
+    png = tmp_path / "shot.png"
+    proc = subprocess.run(["bash", str(ROOT / "bench" / "screenshot_report.sh"),
+                           str(out / "report.html"), str(png), "1280,1600"],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    image = Image.open(png).convert("RGB")
+    assert image.size == (1280, 1600)
+    top = np.asarray(image)[:800].astype(int)  # the first half of the first screen
+    for tone in ("green", "red", "amber", "purple"):
+        rgb = np.array([int(TONES[tone][i:i + 2], 16) for i in (1, 3, 5)])
+        pixels = int((np.abs(top - rgb).max(axis=2) <= 8).sum())
+        assert pixels >= 300, (tone, pixels)  # a badge is about 100 × 16 pixels
