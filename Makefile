@@ -9,7 +9,7 @@ DEMO_OUT := results/demo
 .PHONY: demo test lint bench install clean-demo docs
 
 demo: $(STAMP)
-	$(BIN)/harness run grids/demo.yaml --out $(DEMO_OUT)
+	$(BIN)/harness run grids/demo.yaml --out $(DEMO_OUT) --until-conclusive --budget 330s --max-seeds 6
 	$(BIN)/harness report $(DEMO_OUT) > /dev/null
 	@echo "report: $(DEMO_OUT)/report.md and $(DEMO_OUT)/report.html (figures in $(DEMO_OUT)/figures)"
 

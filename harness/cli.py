@@ -148,6 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="refuse (exit 2) when the predicted cost of the cells to run "
                         "exceeds COST: CPU-hours, or with a unit, e.g. 20cpu-h or 4gpu-h "
                         "(see harness estimate)")
+    submit.add_argument("--until-conclusive", action="store_true",
+                        help="one job that runs the grid, then buys seeds for the claims "
+                        "still open (as harness run --until-conclusive; --mode ray or mpi)")
+    submit.add_argument("--budget", metavar="B",
+                        help="with --until-conclusive: the loop's budget, a run time (30m, "
+                        "2h; sizes --time when not given) or a cost (2cpu-h)")
+    submit.add_argument("--max-seeds", type=_int_at_least(2), default=10, metavar="N",
+                        help="with --until-conclusive: the most seeds a claim gets (default 10)")
+    submit.add_argument("--batch", type=_positive_int, default=2, metavar="K",
+                        help="with --until-conclusive: seeds added per look (default 2)")
+    submit.add_argument("--claims", action="append", default=[], metavar="DIR",
+                        help="with --until-conclusive: also judge the claims files in DIR")
     submit.add_argument("--history", action="append", default=[], metavar="DIR",
                         help="output folder of an earlier run the cost model learns from, "
                         "beside --out (repeatable)")
@@ -437,8 +449,21 @@ def cmd_submit(args: argparse.Namespace) -> int:
                   account=args.account, max_parallel=args.max_parallel, shards=args.shards,
                   warn_s=args.warn, extra=list(args.sbatch))
     budget = Budget.parse(args.max_cost) if args.max_cost is not None else None
+    run_flags: tuple[str, ...] = ()
+    if args.until_conclusive:
+        from .slurm.submit import until_conclusive_flags
+
+        loop_budget = Budget.parse(args.budget, "--budget", wall=True) if args.budget else None
+        req, run_flags = until_conclusive_flags(req, loop_budget, args.max_seeds, args.batch)
+        for folder in args.claims:
+            run_flags += ("--claims", str(Path(folder).absolute()))
+    elif args.budget or args.claims:
+        flag = "--budget" if args.budget else "--claims"
+        raise InputError(f"{flag} applies only with --until-conclusive",
+                         file="harness submit")
     done = submit_grid(args.grid, args.out, req, setup=tuple(args.setup),
-                       dry_run=args.dry_run, max_cost=budget, history=tuple(args.history))
+                       dry_run=args.dry_run, max_cost=budget, history=tuple(args.history),
+                       run_flags=run_flags)
     if args.dry_run:
         print(done.script.read_text())
     if done.cost is not None and done.cost.cells:

@@ -69,7 +69,7 @@ def _grid_with(grid: Grid, bought: Sequence[Cell]) -> Grid:
     """The grid and the cells bought so far, as one grid in the run order."""
     known = {c.cell_id for c in grid.cells}
     extra = [c for c in bought if c.cell_id not in known]
-    return replace(grid, cells=run_order([*grid.cells, *extra])) if extra else grid
+    return replace(grid, cells=run_order([*grid.cells, *extra], grid.order)) if extra else grid
 
 
 def _open_plan(folder: OutputFolder, grid: Grid, *, spending: str, batch: int, most: int,

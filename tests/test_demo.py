@@ -4,7 +4,8 @@ data, and the report written from it.
 The fixture runs every experiment, problem and strategy of grids/demo.yaml, with shorter
 training and four of its eleven widths (around the interpolation threshold m = n = 512):
 each assertion below needs the shape of a result, not the demo's full length, and the
-whole demo (228 cells, about 6 minutes on 2 cores) would make the suite depend on an idle
+whole demo (252 cells and the seeds it buys until its claims are settled, about 5
+minutes on 2 cores) would make the suite depend on an idle
 machine. The demo at its full size runs end to end in `.ci/run` (`make demo`), which is
 what proves that the shipped grid completes, every cell ok within its timeouts, on a fresh
 2-core machine."""
@@ -57,7 +58,7 @@ def demo(tmp_path_factory):
 def test_every_cell_of_every_demo_variant_ok_once(demo):
     grid, summary, _, df = demo
     assert summary.all_ok
-    assert len(df) == len(grid.cells) == 114 and df["cell_id"].is_unique
+    assert len(df) == len(grid.cells) == 126 and df["cell_id"].is_unique
     assert (df["status"] == "ok").all()
     # the demo's variants and seeds, every parameter the same but the sizes shortened
     assert {variant(c) for c in grid.cells} == {variant(c) for c in load_grid(DEMO).cells}
@@ -172,14 +173,12 @@ def test_node_cells_show_disc_opt_cheaper_with_exact_gradients(demo):
     node = df[df["family"] == "node"]
     for problem, rows in node.groupby("problem"):
         do = rows[rows["strategy"] == "disc_opt"]
-        od = rows[(rows["strategy"] == "opt_disc") & (rows["s_rtol"] == 1e-5)]
+        od = rows[rows["strategy"] == "opt_disc"]
         assert do["train_s"].median() < od["train_s"].median(), problem
         assert (do["nfe_bwd"] == 0).all() and (od["nfe_bwd"] > 0).all()
     spiral = node[node["problem"] == "spiral"]
     do_slope = spiral[spiral["strategy"] == "disc_opt"]["taylor_slope_e1"]
     assert ((do_slope - 2).abs() < 0.2).all()
-    loose = spiral[spiral["s_rtol"] == 1e-2]["taylor_slope_e1"]
-    assert len(loose) == 2 and (loose < 1.5).all()  # the adjoint at 1e-2 is not the gradient
     cnf = node[node["problem"] == "cnf_toy"]
     assert (cnf["inv_err_dopri"] < 1e-4).all()
 

@@ -165,7 +165,7 @@ def test_missing_grid_file(tmp_path):
 
 def test_demo_grid_is_valid():
     grid = load_grid("grids/demo.yaml")
-    assert len(grid.cells) == 11 * 7 * 3 + 3 * 2 + 2 * 2 + 6 * 2 + 2 * 2 + 2 * 2  # rfm, node, sep
+    assert len(grid.cells) == 10 * 7 * 3 + (2 + 2 + 6 + 2 + 2) * 3  # rfm; node and sep
     assert {c.problem_params.get("dataset") for c in grid.cells
             if c.problem in ("rfm", "autoencoder")} == {"mnist5k"}
 

@@ -140,6 +140,11 @@ def test_submit_dry_run_writes_the_script_and_submits_nothing(write_grid, tmp_pa
     (["--cpus-per-task", "0"], "argument --cpus-per-task: '0' is not allowed"),
     (["--time", "soon"], "--time 'soon' is not allowed"),
     (["--setup", "a\nb"], "--setup 'a\\nb' is not allowed"),
+    (["--until-conclusive"], "use --mode ray (or mpi), not array shards"),
+    (["--mode", "ray", "--until-conclusive"], "--until-conclusive needs --time, or a run-time"),
+    (["--mode", "ray", "--until-conclusive", "--budget", "2cpu-h"],
+     "--until-conclusive needs --time, or a run-time"),
+    (["--budget", "30m"], "--budget applies only with --until-conclusive"),
 ])
 def test_submit_bad_flags_exit_2_and_write_nothing(write_grid, tmp_path, args, message):
     grid = write_grid("name: tiny\nexperiments:\n  - problem: probe\n    strategies: [probe]\n")
@@ -159,3 +164,19 @@ def test_submit_without_slurm_is_an_input_error(write_grid, tmp_path):
     assert proc.returncode == 2
     assert "sbatch is not on PATH: no Slurm client here" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_submit_until_conclusive_is_one_job_that_loops(write_grid, tmp_path):
+    grid = write_grid("name: tiny\nseeds: [0, 1, 2]\nexperiments:\n  - problem: probe\n"
+                      "    strategies: [probe]\n")
+    out = tmp_path / "o"
+    proc = run_cli("submit", str(grid), "--out", str(out), "--mode", "ray", "--dry-run",
+                   "--until-conclusive", "--budget", "30m", "--max-seeds", "6",
+                   "--claims", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    text = (out / "slurm" / "ray-1.sbatch").read_text()
+    run_line = next(line for line in text.splitlines() if line.startswith("run_main "))
+    assert run_line.endswith(f"--until-conclusive --max-seeds 6 --batch 2 --budget 30m "
+                             f"--claims {shlex.quote(str(tmp_path))}"), run_line
+    # 30 min of budget + 120 s of start-up + 120 s of --warn: 34 minutes
+    assert "#SBATCH --time=0:34:00" in text

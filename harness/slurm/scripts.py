@@ -31,6 +31,7 @@ class ScriptInputs:
     harness: str  # the harness executable (absolute path, or a name on PATH)
     ray: str = "ray"
     setup: tuple[str, ...] = ()  # shell lines run before the harness (module load, …)
+    run_flags: tuple[str, ...] = ()  # more flags of the driver's harness run (ray, mpi)
 
 
 def fill(template: str, values: dict[str, str]) -> str:
@@ -57,6 +58,7 @@ def render(req: Request, inputs: ScriptInputs) -> str:
         "GRID": shlex.quote(str(inputs.grid_file)), "OUT": shlex.quote(str(inputs.out)),
         "SETUP": setup, "COMMON": common.rstrip("\n"),
         "GPUS_PER_NODE": str(req.gpus_per_node),
+        "RUN_FLAGS": "".join(f" {shlex.quote(f)}" for f in inputs.run_flags),
     }
     text = fill((TEMPLATES / f"{req.mode}.sbatch").read_text(), values)
     return re.sub(r"\n{3,}", "\n\n", text)  # an empty setup leaves no gap

@@ -90,13 +90,38 @@ def job_wall_s(req: Request, cost: Estimate) -> float:
     return cost.wall_s(max(1, req.nodes * req.ranks_per_node - 1), one_per_slot=True)
 
 
+def until_conclusive_flags(req: Request, budget: Budget | None, max_seeds: int, batch: int
+                           ) -> tuple[Request, tuple[str, ...]]:
+    """The driver's flags of a run until conclusive, one job that loops: the claims are
+    judged on every cell, so it needs one driver (``--mode ray`` or ``mpi``, not an array
+    of shards), and a time limit that holds the whole loop (``--time``, or sized from a
+    run-time ``--budget``)."""
+    if req.mode == "array":
+        raise InputError("--until-conclusive needs one driver that judges every claim "
+                         "between batches: use --mode ray (or mpi), not array shards",
+                         file="harness submit")
+    if req.time is None:
+        if budget is None or budget.unit != "wall":
+            raise InputError("--until-conclusive needs --time, or a run-time --budget (30m, "
+                             "2h) to size it from: the job loops until its claims are "
+                             "settled", file="harness submit")
+        minutes = math.ceil((budget.amount + STARTUP_S + req.warn_s) / 60)
+        req = replace(req, time=f"{minutes // 60}:{minutes % 60:02d}:00")
+    flags = ["--until-conclusive", "--max-seeds", str(max_seeds), "--batch", str(batch)]
+    if budget is not None:
+        flags += ["--budget", budget.text]
+    return req, tuple(flags)
+
+
 def submit_grid(grid_file: str, out: str, req: Request, *, setup: tuple[str, ...] = (),
                 dry_run: bool = False, max_cost: Budget | None = None,
-                history: tuple[str, ...] = ()) -> Submission:
+                history: tuple[str, ...] = (), run_flags: tuple[str, ...] = ()
+                ) -> Submission:
     """Validate, render ``DIR/slurm/<mode>-<n>.sbatch`` and (unless ``dry_run``) sbatch it.
     The cost of the cells to run is predicted from ``out`` and the ``history`` folders
     when ``max_cost`` is given (a submission above it is refused) or ``req`` has no time
-    (it is sized from the prediction)."""
+    (it is sized from the prediction). ``run_flags``: more flags of the driver's ``harness
+    run`` (a run until conclusive, :func:`until_conclusive_flags`)."""
     from ..driver import plan_run, write_grid_copy
 
     grid = load_grid(grid_file)
@@ -127,7 +152,7 @@ def submit_grid(grid_file: str, out: str, req: Request, *, setup: tuple[str, ...
     snapshot = store.folder.grid_snapshot(number)
     inputs = ScriptInputs(grid_name=grid.name, grid_file=snapshot, out=out_dir,
                           cells=len(grid.cells), harness=executable("harness"),
-                          ray=executable("ray"), setup=setup)
+                          ray=executable("ray"), setup=setup, run_flags=run_flags)
     text = render(req, inputs)
     store.create()
     store.folder.job_logs_dir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +161,7 @@ def submit_grid(grid_file: str, out: str, req: Request, *, setup: tuple[str, ...
     script = store.folder.job_script(req.mode, number)
     script.write_text(text)
     script.chmod(0o755)
-    if dry_run or not plan.to_run:
+    if dry_run or (not plan.to_run and not run_flags):  # a loop may still buy seeds
         return Submission(script, len(grid.cells), len(plan.to_run), None, cost, timing)
     job_id = sbatch(script)
     record_job(out_dir, Job(job_id=job_id, mode=req.mode, shards=shards,
