@@ -423,8 +423,9 @@ def target(check: dict[str, Any]) -> str:
     return f"{op} {float(check['threshold']):g}"
 
 
-def _verdict(claim: Claim, m: Measurement, judged: Judged, about: dict[str, Any],
-             text: str | None = None, check: dict[str, Any] | None = None) -> Verdict:
+def _verdict(claim: Claim, m: Measurement, judged: Judged | None = None, *,
+             about: dict[str, Any], text: str | None = None,
+             check: dict[str, Any] | None = None) -> Verdict:
     est = m.estimate
     check = check or claim.check
     detail = f"{m.detail} {claim.note} {_assumption(est)}".strip()
@@ -441,7 +442,7 @@ def _verdict(claim: Claim, m: Measurement, judged: Judged, about: dict[str, Any]
                    target=m.target or target(check),
                    quantity=describe_kind(est.kind) if est else "",
                    accounting=est.accounting().lstrip("; ") if est else "", judged=judged,
-                   stopped=judged.stopped, **numbers,
+                   stopped=judged.stopped if judged else "", **numbers,
                    **about)
 
 
