@@ -384,6 +384,13 @@ def _run_until_conclusive(args: argparse.Namespace, grid, out: Path, shard):
                          f"Slurm: harness submit --until-conclusive)", file="harness run")
     budget = Budget.parse(args.budget, "--budget", "harness run", wall=True) if (
         args.budget) else None
+    from .report.claims import check_claim_dirs
+
+    for folder in args.claims:  # checked before the grid runs, not after
+        if not Path(folder).is_dir():
+            raise InputError(f"--claims {folder!r}: no such folder; allowed: a folder of "
+                             f"claims files (*.yaml)", file="harness run")
+    check_claim_dirs(Path(d) for d in args.claims)
     if args.max_seeds < args.batch:
         raise InputError(f"--batch {args.batch} is larger than --max-seeds "
                          f"{args.max_seeds}; allowed: a batch of at most the most seeds",

@@ -68,7 +68,7 @@ def _table(verdicts: list[Verdict]) -> Table:
     rows = [[i, Badge(v.outcome.upper(), v.tone), v.label or v.claim,
              v.target or "see section", _estimate(v), _seeds(v), fmt(v.cpu_hours, 2),
              *([fmt(v.gpu_hours, 2)] if gpu else []),
-             *([v.accounting or "none"] if accounting else []), _paper(v)]
+             *([_left_out(v.accounting)] if accounting else []), _paper(v)]
             for i, v in enumerate(verdicts, start=1)]
     cost = "" if gpu else " (no GPU time)"
     left = "column counted as worst / excluded" if accounting else "none here"
@@ -79,10 +79,21 @@ def _table(verdicts: list[Verdict]) -> Table:
         "across them finds one there), inconclusive when it straddles, refused when the data "
         "cannot answer the claim as written. Ratios are geometric means over seeds; a "
         "fraction's range is bounds, not an interval. Failed cells count as the worst "
-        f"outcome, and cells left out are counted ({left}). Seeds: how many the "
+        f"outcome, and cells left out are counted ({left}; why, in the claim's section). "
+        "Seeds: how many the "
         "estimate rests on (and why they stopped, when the run decided). CPU-hours: of the "
         f"cells of the scope each claim is judged on{cost}. The paper links to the section that "
         "judges the claim. What a verdict guarantees and assumes: docs/verdicts.md."))
+
+
+def _left_out(accounting: str) -> str:
+    """``1 counted as worst, 2 excluded`` from a verdict's accounting (the reasons are in
+    its section: in a table column they would make every row a dozen lines tall)."""
+    parts = [p.strip() for p in accounting.split(";") if p.strip()]
+    worst = sum(int(p.split()[0]) for p in parts if "counted as the worst" in p)
+    left = sum(int(p.split()[0]) for p in parts if " excluded (" in p)
+    said = [f"{worst} counted as worst" if worst else "", f"{left} excluded" if left else ""]
+    return ", ".join(w for w in said if w) or "none"
 
 
 def _estimate(v: Verdict) -> str:
