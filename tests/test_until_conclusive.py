@@ -20,6 +20,7 @@ import math
 import os
 import signal
 import subprocess
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -107,14 +108,15 @@ def _studies(scope, ratio: float, noise: float, drift: float, seed: int,
 def test_each_wrong_verdict_stays_at_2_5_percent_when_looking_after_every_batch(scope,
                                                                                 drift):
     holds, fails, _ = _studies(scope, TRUE_RATIO, 0.2, drift, seed=7)
-    # measured (holds, fails): steady 2.2%, 2.1%; drifting 2.0%, 2.4% (limit 3.98%)
+    # measured (holds, fails): 2.8%, 2.4% steady and drifting alike (limit 3.98%); with
+    # 4000 studies 2.68%, 2.78% (s.e. 0.25%); Design.judge on 200 000: 2.56%, 2.40%
     assert holds <= BOUND and fails <= BOUND, (holds, fails)
 
 
 def test_the_fixed_n_interval_read_at_every_look_errs_more(scope):
     holds, fails, _ = _studies(scope, TRUE_RATIO, 0.2, 0.0, seed=7, studies=400,
                                fixed_n=True)
-    assert holds + fails > 2 * BOUND, (holds, fails)  # measured: 6.6% + 6.3%
+    assert holds + fails > 2 * BOUND, (holds, fails)  # measured: 5.5% + 4.25%
 
 
 def test_a_clear_effect_ends_conclusive_with_fewer_seeds_than_the_fixed_n_design(scope):
@@ -124,7 +126,7 @@ def test_a_clear_effect_ends_conclusive_with_fewer_seeds_than_the_fixed_n_design
     effect = math.log(TRUE_RATIO) / 0.131
     fixed = next(n for n in range(2, 100) if sp.nct.sf(
         sp.t.isf(ALPHA, n - 1), n - 1, effect * math.sqrt(n)) >= holds)
-    # measured: power 0.94, 4.9 seeds on average against 6 for the fixed-n t test
+    # measured: power 0.943, 5.02 seeds on average against 6 for the fixed-n t test
     assert fails <= BOUND and holds >= 0.8, (holds, fails)
     assert mean_seeds < fixed, (mean_seeds, fixed, holds)
 
@@ -252,3 +254,18 @@ def test_a_killed_run_resumes_the_same_plan(tmp_path):
     # worker) ran again, as attempt 2
     assert cells["cell_id"].is_unique and (cells["status"] == "ok").all()
     assert cells["attempt"].max() <= 2 and (cells["attempt"] == 2).sum() <= 2
+
+
+def test_under_mpi_the_loop_runs_on_the_same_ranks(tmp_path):
+    grid, claims = _setup(tmp_path)
+    out = tmp_path / "out"
+    bin_dir = Path(sys.executable).parent
+    args = [a for a in _loop_args(grid, out, claims) if a not in ("--workers", "2")]
+    args[args.index("local")] = "mpi"
+    proc = subprocess.run([str(bin_dir / "mpiexec"), "-n", "3", str(bin_dir / "harness"),
+                           *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads((out / "conclusive.json").read_text())
+    assert plan["claims"]["probe.yaml:open:probe"]["seeds"] == list(range(7))
+    cells = Store(out).cells()
+    assert len(cells) == 6 + 4 and set(cells["backend"]) == {"mpi"}
