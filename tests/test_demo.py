@@ -30,6 +30,7 @@ WIDTHS = [64, 256, 512, 1024]  # m around n = 512: the spike needs n/2, n and 2n
 SHORTER = {"spiral": {"iterations": 30}, "cnf_toy": {"iterations": 60},
            "autoencoder": {"n_train": 256}}
 FEWER_EPOCHS = {"cdr": 5, "peaks": 5, "autoencoder": 2}  # cdr, peaks: epoch 5 is judged
+FEWER_SEEDS = [0, 1]  # for every experiment but rfm's: its spike needs three
 
 
 def sized_demo() -> str:
@@ -40,6 +41,8 @@ def sized_demo() -> str:
         exp.setdefault("params", {}).update(SHORTER.get(problem, {}))
         if problem == "rfm":
             exp["params"]["n_features"] = WIDTHS
+        else:
+            exp["seeds"] = FEWER_SEEDS
         for strategy in exp["strategies"]:
             for params in strategy.values() if isinstance(strategy, dict) else ():
                 if problem in FEWER_EPOCHS:
@@ -58,10 +61,12 @@ def demo(tmp_path_factory):
 def test_every_cell_of_every_demo_variant_ok_once(demo):
     grid, summary, _, df = demo
     assert summary.all_ok
-    assert len(df) == len(grid.cells) == 126 and df["cell_id"].is_unique
+    assert len(df) == len(grid.cells) == 112 and df["cell_id"].is_unique
     assert (df["status"] == "ok").all()
-    # the demo's variants and seeds, every parameter the same but the sizes shortened
-    assert {variant(c) for c in grid.cells} == {variant(c) for c in load_grid(DEMO).cells}
+    # the demo's variants, every parameter the same but the sizes and seeds shortened
+    demo_cells = [c for c in load_grid(DEMO).cells if c.problem == "rfm" or c.seed in
+                  FEWER_SEEDS]
+    assert {variant(c) for c in grid.cells} == {variant(c) for c in demo_cells}
 
 
 def variant(cell) -> tuple:
@@ -135,14 +140,14 @@ def test_report_files_and_content(demo, report):
     assert [int(r["#"]) for r in rows] == list(range(1, len(rows) + 1))
     for r in rows:
         assert r["verdict"] != "NO DATA" and r["criterion"] not in ("", "see section"), r
-        # three seeds each, unless the placement audit left a busy machine's timings out
+        # two seeds each, unless the placement audit left a busy machine's timings out
         # (the reasons are in the section; the column counts them)
         audited = "excluded" in r.get("counted as worst / excluded", "")
         shown = r["estimate [95% interval]"].replace("\xa0", " ")
         kind = r"(ratio|reduction|difference|mean|fraction) \S+"
         assert re.fullmatch(kind + r" (\[\S+, \S+\]( %)?|\(bounds \S+\))", shown) or (
             audited and re.fullmatch(kind + "( %)?", shown)), r  # too few left: no interval
-        assert int(r["seeds"].split()[0]) >= 3 or audited, r
+        assert int(r["seeds"].split()[0]) >= 2 or audited, r
     # every claim the grid cannot judge is listed once, with why
     assert len([line for line in uncovered.splitlines() if "](#" in line]) == (
         2 * 3 + 2 + 3 + 3 * 3 - len(rows))
