@@ -41,7 +41,7 @@ from .errors import InputError
 from .estimate import Budget, makespan
 from .folder import OutputFolder
 from .grid import Grid, run_order
-from .looks import BUDGET, CONCLUSIVE, MAX_SEEDS, SETTLED, ClaimState, LookPlan
+from .looks import BUDGET, CONCLUSIVE, MAX_SEEDS, NOTHING_TO_BUY, SETTLED, ClaimState, LookPlan
 from .sequential import Design
 from .stats import _SCALES
 
@@ -153,6 +153,8 @@ class _Round:
                 state.stopped = MAX_SEEDS
             else:
                 open_.append(v)
+            if state.stopped:
+                state.bought_at = len(self.plan.bought)
         return open_
 
     def candidate(self, v, predict: Callable[[Cell], float]) -> Candidate | None:
@@ -229,10 +231,12 @@ def run_until_conclusive(grid: Grid, out: str | Path, *, budget: Budget | None, 
         while True:
             started = time.monotonic()
             full = _grid_with(grid, plan.bought_cells())
+            # --force and --retry-failed are for the grid's own round of a new plan: a
+            # resumed run must not rerun what its claims were judged on
+            fresh = first_round and not plan.bought
             summary = run_grid(full, out, backend=backend, workers=workers, address=address,
-                               retry_failed=retry_failed and first_round,
-                               force=force and first_round, progress=progress,
-                               executor=executor)
+                               retry_failed=retry_failed and fresh, force=force and fresh,
+                               progress=progress, executor=executor)
             first_round, ran = False, ran + summary.ran
             looks.save(folder, plan)  # the judging below reads it from the folder
             verdicts = folder_verdicts(out, claim_dirs)
@@ -250,7 +254,9 @@ def run_until_conclusive(grid: Grid, out: str | Path, *, budget: Budget | None, 
             chosen = choose(cands, _fits(budget, plan, spent, slots, predict))
             if not chosen:
                 for v in open_:
-                    plan.claims[v.judged.key].stopped = BUDGET if budget else MAX_SEEDS
+                    state = plan.claims[v.judged.key]
+                    state.stopped = BUDGET if cands else NOTHING_TO_BUY
+                    state.bought_at = len(plan.bought)
                 looks.save(folder, plan)
                 break
             new = {c.cell_id: c for cand in chosen for c in cand.cells}

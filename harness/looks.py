@@ -22,7 +22,8 @@ from .errors import DataError
 from .folder import OutputFolder, read_json
 
 CONCLUSIVE, MAX_SEEDS, BUDGET = "conclusive", "max seeds", "budget"
-STOPS = (CONCLUSIVE, MAX_SEEDS, BUDGET)
+NOTHING_TO_BUY = "nothing to buy"  # its next look's cells exist already (they failed)
+STOPS = (CONCLUSIVE, MAX_SEEDS, BUDGET, NOTHING_TO_BUY)
 SETTLED = ("reproduced", "not reproduced", "partly reproduced")  # a verdict either way
 
 
@@ -38,6 +39,7 @@ class ClaimState:
     outcome: str = ""
     stopped: str = ""
     cpu_hours: float = 0.0
+    bought_at: int = 0  # cells bought (the plan's count) when it stopped: those it saw
 
     @property
     def open(self) -> bool:
@@ -57,6 +59,7 @@ class LookPlan:
     bought: list[dict[str, Any]] = field(default_factory=list)  # cells, as asdict(Cell)
     spent_s: float = 0.0  # wall seconds of this run so far, summed over resumes
     rounds: int = 0
+    bounds: dict[str, list[float]] = field(default_factory=dict)  # sequential.KNOWN
 
     def __post_init__(self) -> None:
         from .sequential import SPENDING  # numpy and scipy: not for harness status
@@ -84,6 +87,12 @@ class LookPlan:
         later = [size for size in self.looks(first) if size > n]
         return later[0] if later else None
 
+    def bought_after(self, state: ClaimState) -> set[str]:
+        """The cells bought after the claim of ``state`` stopped: its verdict is the one
+        it stopped with, so a report leaves them (and what they change, such as the worst
+        value a failed cell is counted as) out of it."""
+        return {c["cell_id"] for c in self.bought[state.bought_at:]}
+
     def bought_cells(self) -> list[Cell]:
         return [Cell(**{**c, "resources": Resources(**c["resources"])}) for c in self.bought]
 
@@ -108,7 +117,11 @@ def load(folder: OutputFolder) -> LookPlan | None:
         return None
     data = read_json(path)
     try:
-        return LookPlan.from_json(data)
+        plan = LookPlan.from_json(data)
+        from .sequential import KNOWN
+
+        KNOWN.update({k: tuple(map(float, v)) for k, v in plan.bounds.items()})
+        return plan
     except (TypeError, ValueError, KeyError, AttributeError) as err:
         raise DataError(f"{path}: not a run-until-conclusive plan ({err}); it records the "
                         f"design and each claim's looks, and the verdicts depend on it: "
@@ -116,5 +129,10 @@ def load(folder: OutputFolder) -> LookPlan | None:
 
 
 def save(folder: OutputFolder, plan: LookPlan) -> None:
-    """Write the plan atomically (a crash leaves the old plan or the new, never half)."""
+    """Write the plan atomically (a crash leaves the old plan or the new, never half), with
+    the boundaries of every design its claims were judged with."""
+    from .sequential import KNOWN
+
+    plan.bounds.update({k: list(v) for k, v in KNOWN.items() if k.startswith(
+        f"{plan.spending}|")})
     atomic.write_text(folder.looks_file, json.dumps(plan.to_json(), indent=1))

@@ -29,7 +29,6 @@ unlike the fixed-n interval it covers the truth at every look at once with 95%.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -136,8 +135,8 @@ class Look:
 class Design:
     """A group-sequential plan: looks at ``looks`` seeds (the last is the most seeds, N),
     each side of a threshold spending ``alpha`` by ``spending``, with the ``|t|`` boundary
-    of each look. Saved with a run (:meth:`to_json`) so a resumed run judges with the very
-    same boundaries."""
+    of each look. Saved with a run (:data:`KNOWN`, in its plan) so a resumed run judges
+    with the very same boundaries."""
 
     spending: str
     alpha: float
@@ -157,14 +156,17 @@ class Design:
                    paths, seed)
 
     @classmethod
-    @functools.cache
     def at(cls, looks: tuple[int, ...], spending: str = "pocock", alpha: float = ALPHA
            ) -> Design:
         """The design with these ``looks``, each side spending ``alpha``; computed once per
-        process (0.2–0.3 s each), as a claim of several items asks for one per Holm step."""
+        process (0.2–0.3 s each), as a claim of several items asks for one per Holm step,
+        or taken from :data:`KNOWN` (the boundaries a run's plan saved)."""
         if spending not in SPENDING:
             raise ValueError(f"spending {spending!r}; one of {', '.join(SPENDING)}")
-        return cls(spending, alpha, tuple(looks), boundaries(looks, spending, alpha))
+        key = design_key(tuple(looks), spending, alpha)
+        if key not in KNOWN:
+            KNOWN[key] = boundaries(looks, spending, alpha)
+        return cls(spending, alpha, tuple(looks), tuple(KNOWN[key]))
 
     @property
     def most(self) -> int:
@@ -238,7 +240,25 @@ class Design:
                    tuple(map(float, d["bounds"])), int(d["paths"]), int(d["seed"]))
 
 
-def nominal_levels(looks: tuple[int, ...], spending: str, n: int) -> Callable[[float], float]:
-    """``alpha → level``: the level at which ``n`` seeds are judged, for each error budget,
-    under designs with ``looks`` and ``spending`` (for :func:`harness.stats.judged_at`)."""
-    return lambda alpha: Design.at(tuple(looks), spending, alpha).nominal(n)
+# Every design's boundaries computed or loaded in this process, by :func:`design_key`: a run
+# until conclusive saves them in its plan, so a resumed run (or its report, on another
+# machine or numpy version, whose random streams may differ) judges with the very same.
+KNOWN: dict[str, tuple[float, ...]] = {}
+
+
+def design_key(looks: tuple[int, ...], spending: str, alpha: float) -> str:
+    return f"{spending}|{','.join(map(str, looks))}|{alpha!r}"
+
+
+def nominal_levels(looks: tuple[int, ...], spending: str, n: int
+                   ) -> Callable[[float, int | None], float]:
+    """``(alpha, size) → level``: the level at which a sample of ``size`` (default ``n``,
+    the claim's seeds; never more) is judged, for each error budget, under designs with
+    ``looks`` and ``spending`` (for :func:`harness.stats.judged_at`). A sample smaller than
+    the claim's seeds (a failed timing left out, a seed without a partner) is judged at the
+    look it reaches itself, with its own degrees of freedom, as :meth:`Design.judge`
+    does."""
+    def nominal(alpha: float, size: int | None = None) -> float:
+        return Design.at(tuple(looks), spending, alpha).nominal(n if size is None
+                                                                else min(size, n))
+    return nominal

@@ -57,23 +57,26 @@ _UNITS = {"ratio": "", "reduction": " %", "difference": "", "mean": ""}
 
 # The look the judging in progress is at, when it is one of several (harness.sequential):
 # maps an error budget to the one-sided level this look may test at. None: one look.
-_LOOK: ContextVar[Callable[[float], float] | None] = ContextVar("look", default=None)
+_LOOK: ContextVar[Callable[[float, int | None], float] | None] = ContextVar("look",
+                                                                          default=None)
 
 
-def level(alpha: float = ALPHA) -> float:
+def level(alpha: float = ALPHA, n: int | None = None) -> float:
     """The one-sided level at which the judging in progress tests a hypothesis given the
     error budget ``alpha``: ``alpha`` itself when the seeds were fixed in advance (one
     look); inside :func:`judged_at`, the nominal level of the current look of a design that
     spends ``alpha`` over all its looks (smaller, so that looking again and stopping when a
-    verdict is reached keeps each wrong verdict at most ``alpha``)."""
+    verdict is reached keeps each wrong verdict at most ``alpha``). ``n``: the size of the
+    sample tested, when it is known (a sample smaller than the claim's seeds is judged at
+    the look it reaches itself)."""
     nominal = _LOOK.get()
-    return alpha if nominal is None else nominal(alpha)
+    return alpha if nominal is None else nominal(alpha, n)
 
 
 @contextmanager
-def judged_at(nominal: Callable[[float], float]) -> Iterator[None]:
+def judged_at(nominal: Callable[[float, int | None], float]) -> Iterator[None]:
     """Judge inside the block at one look of a sequential design: every interval, test and
-    Holm step taken there uses ``nominal(alpha)`` as its level (see :func:`level`)."""
+    Holm step taken there uses ``nominal(alpha, n)`` as its level (see :func:`level`)."""
     token = _LOOK.set(nominal)
     try:
         yield
@@ -237,8 +240,8 @@ def _t_interval(x: np.ndarray) -> tuple[float, float | None, float | None]:
         return mean, mean, mean  # identical up to round-off: the interval is the point
     # at one look: the interval of scipy.stats.ttest_1samp(x).confidence_interval(LEVEL);
     # at one of several, the repeated confidence interval of that look
-    half = float(stats.t.isf(level(ALPHA), x.size - 1)) * float(np.std(x, ddof=1)) / math.sqrt(
-        x.size)
+    critical = float(stats.t.isf(level(ALPHA, x.size), x.size - 1))
+    half = critical * float(np.std(x, ddof=1)) / math.sqrt(x.size)
     return mean, mean - half, mean + half
 
 
@@ -274,16 +277,18 @@ def paired_ratio(a: Sequence[float], b: Sequence[float]) -> Estimate | None:
                     [(NOT_POSITIVE, int((~ok).sum()))])
 
 
-def holm(p_values: Sequence[float], alpha: float = ALPHA) -> list[bool]:
+def holm(p_values: Sequence[float], alpha: float = ALPHA,
+         sizes: Sequence[int] | None = None) -> list[bool]:
     """Which of the hypotheses with ``p_values`` Holm's step-down procedure rejects at
     family-wise error ``alpha`` (``statsmodels.stats.multitest.multipletests``). At one look
     of a sequential design, step j tests at that look's level for the budget alpha / (m −
-    j) (:func:`level`): the group-sequential Holm procedure (Maurer & Bretz 2013), which
-    statsmodels' fixed thresholds cannot express."""
+    j) (:func:`level`; ``sizes``: each hypothesis' sample size, when known): the
+    group-sequential Holm procedure (Maurer & Bretz 2013), which statsmodels' fixed
+    thresholds cannot express."""
     if len(p_values) == 0:
         return []
     if _LOOK.get() is not None:
-        return _sequential_holm(p_values, alpha)
+        return _sequential_holm(p_values, alpha, sizes)
     from statsmodels.stats.multitest import multipletests
 
     # statsmodels' Holm branch runs a full garbage collection on every call: 90 ms in a
@@ -297,11 +302,12 @@ def holm(p_values: Sequence[float], alpha: float = ALPHA) -> list[bool]:
     return [bool(r) for r in reject]
 
 
-def _sequential_holm(p_values: Sequence[float], alpha: float) -> list[bool]:
+def _sequential_holm(p_values: Sequence[float], alpha: float,
+                     sizes: Sequence[int] | None) -> list[bool]:
     m = len(p_values)
     reject = [False] * m
     for j, i in enumerate(sorted(range(m), key=lambda i: p_values[i])):
-        if not p_values[i] < level(alpha / (m - j)):
+        if not p_values[i] < level(alpha / (m - j), sizes[i] if sizes else None):
             break
         reject[i] = True
     return reject

@@ -130,8 +130,10 @@ def judge_items(items: list[Item], every: bool) -> list[bool | None]:
     and Holm-corrected too when the items are judged separately."""
     p = [i.estimate.p_values(i.op, i.threshold) if i.estimate is not None else (1.0, 1.0)
          for i in items]
-    fails = holm([f for _, f in p])
-    holds = [h < level(ALPHA) for h, _ in p] if every else holm([h for h, _ in p])
+    sizes = [i.estimate.n if i.estimate is not None else 0 for i in items]
+    fails = holm([f for _, f in p], sizes=sizes)
+    holds = ([h < level(ALPHA, k) for (h, _), k in zip(p, sizes, strict=True)] if every
+             else holm([h for h, _ in p], sizes=sizes))
     return [True if h else False if f else None for h, f in zip(holds, fails, strict=True)]
 
 
@@ -367,7 +369,7 @@ def _seeds(frames: list[pd.DataFrame]) -> tuple[int, ...]:
 
 
 class _Look:
-    """The level of the look a claim's seeds reach (``alpha → level``, for
+    """The level of the look a claim's seeds reach (``(alpha, size) → level``, for
     :func:`harness.stats.judged_at`): ``n`` is fixed at the first use, from the cells the
     check selected by then (a check selects its cells before it estimates anything)."""
 
@@ -375,23 +377,37 @@ class _Look:
                  n: int | None = None):
         self.plan, self.state, self.selected, self.n = plan, state, selected, n
 
-    def __call__(self, alpha: float) -> float:
+    @property
+    def looks(self) -> tuple[int, ...]:
+        return self.plan.looks(self.state.first if self.state is not None else self.n)
+
+    def __call__(self, alpha: float, size: int | None = None) -> float:
         if self.n is None:
             self.n = len(_seeds(self.selected))
-        first = self.state.first if self.state is not None else self.n
-        return nominal_levels(self.plan.looks(first), self.plan.spending, self.n)(alpha)
+        return nominal_levels(self.looks, self.plan.spending, self.n)(alpha, size)
+
+
+def _at_a_look(seeds: tuple[int, ...], looks: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The claim's first seeds at the last scheduled look they reach, or None when they
+    are at a look already (or below the first). Why: between two looks (another claim
+    bought seeds for the same cells) a claim judged on all its seeds would be judged again
+    at the same boundary, and each extra judging adds error."""
+    reached = [size for size in looks if size <= len(seeds)]
+    if not reached or reached[-1] == len(seeds):
+        return None
+    return seeds[:reached[-1]]
 
 
 def judge_claim(fn: CheckFunction, check: dict[str, Any], rows: pd.DataFrame,
                 ctx: ReportContext, key: str) -> tuple[Measurement, Judged]:
     """``fn``'s measurement and how it was reached (:class:`Judged`). In a folder run until
     conclusive (``ctx.looks``) the claim is judged at the level of the look its seeds reach
-    (the seeds of the cells its check selects), and a claim that stopped on the seeds it
-    stopped at (:mod:`harness.looks`)."""
+    (the seeds of the cells its check selects), on the seeds of that look, and a claim that
+    stopped on the cells it stopped with (:mod:`harness.looks`)."""
     plan = ctx.looks
     state = plan.claims.get(key) if plan is not None else None
-    if state is not None and state.stopped and state.seeds:
-        rows = rows[rows["seed"].isin(state.seeds)]
+    if state is not None and state.stopped:  # not the cells other claims bought later
+        rows = rows[~rows["cell_id"].isin(plan.bought_after(state))]
     look = None
     with tracking() as selected:
         if plan is None:
@@ -402,11 +418,14 @@ def judge_claim(fn: CheckFunction, check: dict[str, Any], rows: pd.DataFrame,
                 m = _judge(fn, check, rows, ctx)
     scope = pd.concat(selected) if selected else rows
     seeds = _seeds([scope])
-    if look is not None and look.n is not None and look.n != len(seeds):
-        # the check selected more seeds after its first estimate: judge at the final count
-        look = _Look(plan, state, selected, n=len(seeds))
-        with judged_at(look):
-            m = _judge(fn, check, rows, ctx)
+    if look is not None and seeds:
+        kept = _at_a_look(seeds, look.looks) or seeds
+        if kept != seeds or look.n != len(seeds):
+            # judge again on the seeds of the look reached (or, when the check selected
+            # more seeds after its first estimate, at their final count)
+            look = _Look(plan, state, [], n=len(kept))
+            with judged_at(look):
+                m = _judge(fn, check, rows[rows["seed"].isin(kept)], ctx)
     level_used = ALPHA if look is None else (look(ALPHA) if seeds else 0.0)
     cells = tuple(sorted(set(scope["cell_id"]))) if "cell_id" in scope else ()
     threshold = check.get("threshold")
