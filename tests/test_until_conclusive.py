@@ -34,7 +34,7 @@ from scipy import stats as sp
 from harness.grid import load_grid
 from harness.looks import SETTLED, ClaimState, LookPlan
 from harness.report import ReportContext
-from harness.report.checks import ratio_check
+from harness.report.checks import metric_check, ratio_check
 from harness.report.claims import judge_claim
 from harness.sequential import Design
 from harness.stats import ALPHA
@@ -321,3 +321,15 @@ def test_an_estimate_on_fewer_seeds_than_the_claim_is_judged_at_its_own_look(sco
     design = Design.at(LookPlan("pocock", BATCH, MOST, None, "x").looks(FIRST))
     expected = design.judge(m.estimate, "<", TRUE_RATIO).estimate
     assert (m.estimate.low, m.estimate.high) == pytest.approx((expected.low, expected.high))
+
+
+def test_a_claim_with_no_data_is_judged_in_a_folder_run_until_conclusive(scope):
+    # its check selects cells but estimates nothing, so no level is asked for before the
+    # look is placed (the demo's learning-rate claim where no learning rate is swept)
+    base, _ = scope
+    plan = LookPlan("pocock", BATCH, MOST, None, "sim")
+    ctx = ReportContext(out=None, cells=base, history=pd.DataFrame(), looks=plan)
+    rows = base[base["seed"] < 4].assign(status="preempted")  # none is an outcome
+    check = {"metric": "train_s", "strategy": "probe", "op": "<", "threshold": 1.0}
+    m, judged = judge_claim(metric_check, check, rows, ctx, "new")
+    assert m.outcome == "no data" and judged.seeds == (0, 1, 2, 3)

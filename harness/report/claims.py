@@ -419,6 +419,8 @@ def judge_claim(fn: CheckFunction, check: dict[str, Any], rows: pd.DataFrame,
     scope = pd.concat(selected) if selected else rows
     seeds = _seeds([scope])
     if look is not None and seeds:
+        if look.n is None:  # the check estimated nothing (no data): its look is its seeds'
+            look.n = len(seeds)
         kept = _at_a_look(seeds, look.looks) or seeds
         if kept != seeds or look.n != len(seeds):
             # judge again on the seeds of the look reached (or, when the check selected
