@@ -104,7 +104,7 @@ def _seed_sequence(grid: Grid) -> Callable[[int], int]:
     return lambda i: given[i] if i < len(given) else given[-1] + 1 + i - len(given)
 
 
-def _chance(est, threshold: float | None, op: str, n_next: int, bound: float) -> float:
+def _chance(est, threshold: float | None, n_next: int, bound: float) -> float:
     """The chance that the look at ``n_next`` seeds settles a claim whose per-seed sample
     is ``est.sample``: the normal approximation of P(|t| > bound) with the sample's mean
     and spread (0.5 when the claim has no single threshold or no spread to go on)."""
@@ -180,8 +180,8 @@ class _Round:
             return None
         looks_ = self.plan.looks(state.first)
         bound = Design.at(looks_, self.plan.spending).bounds[looks_.index(n_next)]
-        return Candidate(j.key, new, n_next, _chance(j.estimate, j.threshold, j.op, n_next,
-                                                     bound),
+        chance = _chance(j.estimate, j.threshold, n_next, bound)
+        return Candidate(j.key, new, n_next, chance,
                          sum(predict(c) * c.resources.cpus for c in new))
 
 

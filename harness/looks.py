@@ -41,10 +41,6 @@ class ClaimState:
     cpu_hours: float = 0.0
     bought_at: int = 0  # cells bought (the plan's count) when it stopped: those it saw
 
-    @property
-    def open(self) -> bool:
-        return not self.stopped
-
 
 @dataclass
 class LookPlan:

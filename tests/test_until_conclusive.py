@@ -21,7 +21,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -39,7 +38,7 @@ from harness.report.claims import judge_claim
 from harness.sequential import Design
 from harness.stats import ALPHA
 from harness.store import Store
-from tests.conftest import HARNESS
+from tests.conftest import HARNESS, wait_until
 from tests.test_verdicts import GRID, row
 
 STUDIES = 1000
@@ -254,12 +253,9 @@ def test_a_killed_run_resumes_the_same_plan(looped, tmp_path):
     proc = subprocess.Popen([*HARNESS, *_loop_args(grid, out, claims)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    plan_file = out / "conclusive.json"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # kill it once the first batch is bought
-        if plan_file.exists() and json.loads(plan_file.read_text() or "{}").get("bought"):
-            break
-        time.sleep(0.05)
+    plan_file = out / "conclusive.json"  # written atomically: absent or whole
+    wait_until("the first batch was bought", lambda: plan_file.exists() and bool(
+        json.loads(plan_file.read_text()).get("bought")), proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     resumed = _harness(*_loop_args(grid, out, claims))
